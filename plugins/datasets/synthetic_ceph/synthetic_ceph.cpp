@@ -1,0 +1,2 @@
+// placeholder until the plugin lands
+#include <exprun/sdk/sdk.hpp>

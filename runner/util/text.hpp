@@ -1,0 +1,25 @@
+// Small text helpers shared by error messages across the runner.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace exprun {
+
+// Levenshtein distance; used to suggest the key or plugin the user probably meant.
+std::size_t edit_distance(const std::string& a, const std::string& b);
+
+// Up to `limit` candidates close enough to `word` to be a plausible misspelling, closest first.
+std::vector<std::string> closest_matches(const std::string& word,
+                                         const std::vector<std::string>& candidates,
+                                         std::size_t limit = 3);
+
+// "; did you mean 'sigma'?" or "; did you mean 'a' or 'b'?", or "" when nothing is close.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+std::string join(const std::vector<std::string>& items, const std::string& separator);
+
+// "1h02m", "3m05s", "12s" for progress lines and summaries.
+std::string format_duration(double seconds);
+
+}  // namespace exprun

@@ -1,0 +1,11 @@
+// Everything a plugin author includes.
+#pragma once
+
+#include "exprun/sdk/abi.hpp"
+#include "exprun/sdk/dataset.hpp"
+#include "exprun/sdk/landmarks.hpp"
+#include "exprun/sdk/loss.hpp"
+#include "exprun/sdk/memory_strategy.hpp"
+#include "exprun/sdk/model.hpp"
+#include "exprun/sdk/params.hpp"
+#include "exprun/sdk/plugin.hpp"
