@@ -1,1 +1,52 @@
-int main() { return 0; }
+// exprun: declarative experiments for heatmap landmark detectors.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/cli_common.hpp"
+#include "cli/commands.hpp"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: exprun COMMAND [ARGS] [--help]
+       exprun FILE.toml [options]          same as: exprun run FILE.toml
+
+commands:
+  run FILE.toml        train every stage; results in results/<experiment>/<run-id>/
+  plan FILE.toml       validate, open datasets, build models, print the stages; train nothing
+  plugins [KIND]       list plugins (datasets, models, losses, memory)
+  describe KIND/NAME   a plugin's parameters with types, defaults and docs
+  version              print the exprun and LibTorch versions
+
+Each command takes --help. Docs: docs/experiment-file.md, docs/cli.md.
+)";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace exprun::cli;
+  set_executable_path(argv[0]);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? kUsageError : kOk;
+  }
+  const std::string command = args[0];
+  if (command == "version" || command == "--version") {
+    std::cout << "exprun " << EXPRUN_VERSION << " (LibTorch " << TORCH_VERSION << ", CUDA code "
+              << (EXPRUN_WITH_CUDA ? "compiled" : "not compiled") << ")\n";
+    return kOk;
+  }
+  if (ends_with(command, ".toml")) return run_command(args);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "run") return run_command(rest);
+  if (command == "plan") return plan_command(rest);
+  if (command == "plugins") return plugins_command(rest);
+  if (command == "describe") return describe_command(rest);
+  std::cerr << "exprun: error: unknown command '" << command << "'\n\n" << kUsage;
+  return kUsageError;
+}

@@ -1,0 +1,70 @@
+#include "cli/cli_common.hpp"
+
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "config/config_error.hpp"
+
+namespace exprun::cli {
+namespace {
+
+std::filesystem::path& exe_path() {
+  static std::filesystem::path path;
+  return path;
+}
+
+}  // namespace
+
+void set_executable_path(const std::filesystem::path& path) {
+  std::error_code ec;
+  // /proc/self/exe survives being started through PATH or a relative name.
+  auto resolved = std::filesystem::read_symlink("/proc/self/exe", ec);
+  exe_path() = ec ? std::filesystem::absolute(path) : resolved;
+}
+
+std::filesystem::path executable_path() { return exe_path(); }
+
+void add_common_options(po::options_description& options, CommonOptions& common) {
+  options.add_options()("help,h", po::bool_switch(&common.help), "show this help")(
+      "plugins", po::value(&common.plugin_dirs)->composing(),
+      "directory to load plugins from (repeatable; searched before EXPRUN_PLUGIN_PATH and the "
+      "plugins installed beside exprun)");
+}
+
+po::variables_map parse(const std::vector<std::string>& args,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional) {
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  po::notify(vm);
+  return vm;
+}
+
+void load_registry(Registry& registry, const CommonOptions& common) {
+  registry.load_directories(Registry::search_path(common.plugin_dirs, executable_path()),
+                            common.plugin_dirs.size());
+}
+
+int guarded(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const po::error& e) {
+    std::cerr << "exprun: error: " << e.what() << " (see --help)\n";
+    return kUsageError;
+  } catch (const ConfigError& e) {
+    std::cerr << "exprun: error: " << e.what() << "\n";
+    return kUsageError;
+  } catch (const PluginLoadError& e) {
+    std::cerr << "exprun: error: " << e.what() << "\n";
+    return kUsageError;
+  } catch (const c10::Error& e) {
+    std::cerr << "exprun: error: " << e.what_without_backtrace() << "\n";
+    return kRunFailed;
+  } catch (const std::exception& e) {
+    std::cerr << "exprun: error: " << e.what() << "\n";
+    return kRunFailed;
+  }
+}
+
+}  // namespace exprun::cli

@@ -1,0 +1,41 @@
+// What every exprun subcommand shares: the --plugins option, loading the registry, and
+// turning errors into one clear line and an exit code.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "plugins/registry.hpp"
+
+namespace exprun::cli {
+
+namespace po = boost::program_options;
+
+enum ExitCode { kOk = 0, kRunFailed = 1, kUsageError = 2 };
+
+struct CommonOptions {
+  std::vector<std::string> plugin_dirs;
+  bool help = false;
+};
+
+void add_common_options(po::options_description& options, CommonOptions& common);
+
+// Parses `args` (after the subcommand name); throws po::error on a bad option.
+po::variables_map parse(const std::vector<std::string>& args,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional);
+
+void load_registry(Registry& registry, const CommonOptions& common);
+
+// Runs `body`, printing any error as "exprun: error: ..." and mapping it to an exit code.
+int guarded(const std::function<int()>& body);
+
+// argv[0] as an absolute path, for finding plugins beside the executable.
+void set_executable_path(const std::filesystem::path& path);
+std::filesystem::path executable_path();
+
+}  // namespace exprun::cli

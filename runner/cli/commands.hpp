@@ -1,0 +1,14 @@
+// The exprun subcommands; each takes the arguments after its own name.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace exprun::cli {
+
+int run_command(const std::vector<std::string>& args);
+int plan_command(const std::vector<std::string>& args);
+int plugins_command(const std::vector<std::string>& args);
+int describe_command(const std::vector<std::string>& args);
+
+}  // namespace exprun::cli

@@ -1,0 +1,96 @@
+#include <cstdio>
+#include <iostream>
+
+#include "cli/cli_common.hpp"
+#include "cli/commands.hpp"
+#include "config/experiment_loader.hpp"
+#include "run/experiment_run.hpp"
+#include "train/stage_builder.hpp"
+#include "util/text.hpp"
+
+namespace exprun::cli {
+namespace {
+
+std::string params_text(const PluginChoice& choice) {
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : choice.params.values())
+    parts.push_back(key + " = " + sdk::to_string(value));
+  return choice.name + " { " + join(parts, ", ") + " }";
+}
+
+void print_stage(const StageConfig& s, const BuiltStage& b) {
+  const auto accumulation = (s.memory.effective_batch + s.memory.micro_batch - 1) / s.memory.micro_batch;
+  const auto steps = (static_cast<std::int64_t>(b.train->size()) + s.memory.effective_batch - 1) /
+                     s.memory.effective_batch;
+  std::printf("stage %s  (%s)\n", s.name.c_str(), s.where.c_str());
+  std::printf("  device      %s (asked: %s)\n", b.device.str().c_str(), s.device.c_str());
+  std::printf("  epochs      %lld, %lld optimiser steps per epoch\n",
+              static_cast<long long>(s.epochs), static_cast<long long>(steps));
+  std::printf("  data        %s\n", params_text(s.data.reader).c_str());
+  std::printf("              splits %s: %zu images, %s: %zu images; %zu landmarks\n",
+              s.data.train_split.c_str(), b.train->size(), s.data.val_split.c_str(),
+              b.valid->size(), b.landmarks.size());
+  std::printf("              input %lldx%lld, %lld channel(s), heatmaps %lldx%lld, sigma %.2f, "
+              "%lld workers, augmentation %s\n",
+              static_cast<long long>(s.data.input_width), static_cast<long long>(s.data.input_height),
+              static_cast<long long>(s.data.channels),
+              static_cast<long long>(b.pipeline->heatmap_width()),
+              static_cast<long long>(b.pipeline->heatmap_height()), s.data.sigma,
+              static_cast<long long>(s.data.workers), s.data.augment.enabled ? "on" : "off");
+  std::printf("  model       %s\n", params_text(s.model).c_str());
+  std::printf("              %lld parameters, %.3f G multiply-adds per image\n",
+              static_cast<long long>(b.parameter_count), b.multiply_adds / 1e9);
+  std::printf("  loss        %s\n", params_text(s.loss).c_str());
+  std::vector<std::string> strategies;
+  for (const auto& m : s.memory.strategies) strategies.push_back(params_text(m));
+  std::printf("  memory      effective batch %lld = micro-batch %lld x %lld accumulation; "
+              "strategies: %s\n",
+              static_cast<long long>(s.memory.effective_batch),
+              static_cast<long long>(s.memory.micro_batch), static_cast<long long>(accumulation),
+              strategies.empty() ? "none" : join(strategies, ", ").c_str());
+  std::printf("  optimizer   %s lr %g weight_decay %g\n", s.optimizer.name.c_str(), s.optimizer.lr,
+              s.optimizer.weight_decay);
+  std::printf("  schedule    %g warm-up epochs, then %s (min lr %g)\n", s.schedule.warmup_epochs,
+              s.schedule.decay.c_str(), s.schedule.min_lr);
+}
+
+}  // namespace
+
+int plan_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string file;
+  std::vector<std::string> overrides;
+  po::options_description options(
+      "exprun plan FILE.toml [options]\n\nValidates the experiment, opens its datasets, builds "
+      "its models and prints every stage's resolved settings. Trains nothing.\n\nOptions");
+  add_common_options(options, common);
+  options.add_options()("file", po::value(&file), "experiment file")(
+      "set", po::value(&overrides)->composing(), "override a key, as for exprun run");
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  return guarded([&] {
+    parse(args, options, positional);
+    if (common.help) {
+      std::cout << options << "\n";
+      return int{kOk};
+    }
+    if (file.empty()) throw po::error("plan needs an experiment file");
+    Registry registry;
+    load_registry(registry, common);
+    Experiment experiment = load_experiment(file, overrides, registry);
+    const auto threads = apply_thread_count(experiment.threads);
+    std::printf("experiment %s  (seed %llu, %lld threads, results in %s/%s/)\n",
+                experiment.name.c_str(), static_cast<unsigned long long>(experiment.seed),
+                static_cast<long long>(threads), experiment.output_dir.c_str(),
+                experiment.name.c_str());
+    for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
+      std::printf("\n");
+      BuiltStage built = build_stage(experiment, experiment.stages[i], i, registry);
+      print_stage(experiment.stages[i], built);
+    }
+    std::printf("\nplan OK: %zu stage(s)\n", experiment.stages.size());
+    return int{kOk};
+  });
+}
+
+}  // namespace exprun::cli

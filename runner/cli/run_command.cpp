@@ -1,0 +1,59 @@
+#include <iostream>
+
+#include "cli/cli_common.hpp"
+#include "cli/commands.hpp"
+#include "config/experiment_loader.hpp"
+#include "run/experiment_run.hpp"
+
+namespace exprun::cli {
+
+int run_command(const std::vector<std::string>& args) {
+  CommonOptions common;
+  std::string file;
+  std::vector<std::string> overrides;
+  std::string output;
+  po::options_description options("exprun run FILE.toml [options]\n\nTrains every stage of "
+                                  "the experiment and writes results/<experiment>/<run-id>/.\n\n"
+                                  "Options");
+  add_common_options(options, common);
+  options.add_options()("file", po::value(&file), "experiment file")(
+      "set", po::value(&overrides)->composing(),
+      "override a key: KEY.PATH=VALUE (repeatable). Bare keys apply to every stage "
+      "(--set epochs=2), or use experiment.KEY, defaults.KEY, stages.NAME.KEY")(
+      "output,o", po::value(&output), "results directory (default: experiment.output, 'results')");
+  po::positional_options_description positional;
+  positional.add("file", 1);
+  return guarded([&] {
+    parse(args, options, positional);
+    if (common.help) {
+      std::cout << options << "\n";
+      return int{kOk};
+    }
+    if (file.empty()) throw po::error("run needs an experiment file");
+    Registry registry;
+    load_registry(registry, common);
+    if (!output.empty()) overrides.push_back("experiment.output=" + output);
+    Experiment experiment = load_experiment(file, overrides, registry);
+    RunOutcome outcome = run_experiment(experiment, registry);
+    const auto& report = outcome.report;
+    std::cout << "run " << (outcome.ok ? "completed" : "FAILED") << ": " << outcome.run_dir.string()
+              << "/report.json\n";
+    for (const auto& stage : report["stages"]) {
+      if (stage.value("status", "") != "completed") {
+        std::cout << "  " << stage["name"].get<std::string>() << ": "
+                  << stage.value("error", std::string("did not finish")) << "\n";
+        continue;
+      }
+      std::printf("  %s: best validation MRE %.3f mm (epoch %lld), SDR@2mm %.1f%%; mean-shape "
+                  "baseline %.3f mm\n",
+                  stage["name"].get<std::string>().c_str(),
+                  stage["best"]["overall"]["mre"].get<double>(),
+                  static_cast<long long>(stage["best_epoch"].get<std::int64_t>()),
+                  stage["best"]["overall"]["sdr"]["2.0"].get<double>(),
+                  stage["mean_shape_baseline"]["overall"]["mre"].get<double>());
+    }
+    return outcome.ok ? int{kOk} : int{kRunFailed};
+  });
+}
+
+}  // namespace exprun::cli

@@ -1,0 +1,96 @@
+// The validated experiment: what every stage will do, with every default filled in. Built
+// once from the TOML file (plus --set overrides); nothing downstream reads TOML again.
+#pragma once
+
+#include <exprun/sdk/params.hpp>
+#include <exprun/sdk/plugin.hpp>
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace exprun {
+
+struct PluginChoice {
+  sdk::PluginKind kind = sdk::PluginKind::Dataset;
+  std::string name;    // "adaptive_wing"
+  sdk::Params params;  // resolved against the plugin's schema
+  std::string where;   // "q.toml:14:8" of the table, for errors found later (at build time)
+  std::string key_path;
+};
+
+struct AugmentConfig {
+  bool enabled = true;
+  double rotation_deg = 10.0;   // uniform in [-r, r]
+  double scale = 0.1;           // factor uniform in [1 - s, 1 + s]
+  double shift = 0.05;          // fraction of the input size, uniform in [-s, s] per axis
+  double brightness = 0.1;      // added, uniform in [-b, b]
+  double contrast = 0.1;        // factor uniform in [1 - c, 1 + c] about mid-grey
+};
+
+struct DataConfig {
+  PluginChoice reader;
+  std::int64_t input_width = 256;
+  std::int64_t input_height = 256;
+  double sigma = 2.0;  // Gaussian target's standard deviation, in heatmap pixels
+  std::int64_t workers = 2;
+  std::int64_t channels = 1;
+  std::string train_split = "train";
+  std::string val_split = "valid";
+  AugmentConfig augment;
+};
+
+struct MemoryConfig {
+  std::vector<PluginChoice> strategies;
+  std::int64_t effective_batch = 8;
+  std::int64_t micro_batch = 8;
+};
+
+struct OptimizerConfig {
+  std::string name = "adam";  // adam | adamw | sgd
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double momentum = 0.9;  // sgd only
+  bool nesterov = false;  // sgd only
+  std::vector<double> betas = {0.9, 0.999};
+};
+
+struct ScheduleConfig {
+  double warmup_epochs = 0.0;
+  std::string decay = "cosine";  // cosine | constant
+  double min_lr = 0.0;
+};
+
+struct StageConfig {
+  std::string name;
+  std::int64_t epochs = 1;
+  std::string device = "auto";
+  DataConfig data;
+  PluginChoice model;
+  PluginChoice loss;
+  MemoryConfig memory;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  std::string where;  // file:line of the [[stage]] header
+};
+
+struct Experiment {
+  std::string name;
+  std::uint64_t seed = 0;
+  std::int64_t threads = 0;  // 0: all cores
+  std::string output_dir = "results";
+  std::string description;
+  std::string source_file;
+  std::string source_text;             // the file as written, copied into every run
+  std::vector<std::string> overrides;  // --set arguments, in order
+  std::vector<StageConfig> stages;
+};
+
+nlohmann::json to_json(const sdk::ParamValue& value);
+nlohmann::json to_json(const PluginChoice& choice);
+nlohmann::json to_json(const StageConfig& stage);
+// The resolved configuration: what the run actually used, defaults included.
+nlohmann::json to_json(const Experiment& experiment);
+
+}  // namespace exprun

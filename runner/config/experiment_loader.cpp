@@ -1,0 +1,461 @@
+#include "config/experiment_loader.hpp"
+
+#include <deque>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "config/config_error.hpp"
+#include "config/table_reader.hpp"
+#include "util/text.hpp"
+
+namespace exprun {
+namespace {
+
+const std::vector<std::string> kStageKeys = {"name",   "epochs",    "device",   "data",
+                                             "model",  "loss",      "memory",   "optimizer",
+                                             "schedule"};
+const std::vector<std::string> kDataRunnerKeys = {"plugin",      "image_size", "sigma",
+                                                  "workers",     "channels",   "train_split",
+                                                  "val_split",   "augment"};
+
+// --set arguments, parsed into small TOML documents that act as the highest layers.
+struct Overrides {
+  std::deque<toml::table> docs;  // deque: layers point into it
+  std::vector<const toml::table*> experiment, defaults, every_stage;
+  std::vector<std::pair<std::string, const toml::table*>> one_stage;  // stage name, layer
+  std::vector<std::pair<std::string, std::string>> stage_names_used;  // name, argument
+};
+
+toml::table parse_override_value(const std::string& key, const std::string& value,
+                                 const std::string& argument) {
+  const std::string source = "--set " + argument;
+  try {
+    return toml::parse(key + " = " + value, source);
+  } catch (const toml::parse_error&) {
+    // Not a TOML value: take it as a string, so that --set data.root=data/Aariz works unquoted.
+  }
+  std::string escaped;
+  for (char c : value) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += c;
+  }
+  try {
+    return toml::parse(key + " = \"" + escaped + "\"", source);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(source + ": cannot read '" + key + "' as a key path (" +
+                      std::string(e.description()) + ")");
+  }
+}
+
+Overrides parse_overrides(const std::vector<std::string>& arguments) {
+  Overrides out;
+  // Later arguments win, so each layer list is built latest first.
+  for (auto it = arguments.rbegin(); it != arguments.rend(); ++it) {
+    const std::string& argument = *it;
+    const auto eq = argument.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError("--set " + argument + ": expected key.path=value, e.g. --set epochs=2");
+    }
+    std::string key = argument.substr(0, eq);
+    const std::string value = argument.substr(eq + 1);
+    auto starts = [&](const std::string& prefix) { return key.rfind(prefix, 0) == 0; };
+    if (starts("experiment.")) {
+      out.docs.push_back(parse_override_value(key.substr(11), value, argument));
+      out.experiment.push_back(&out.docs.back());
+    } else if (starts("defaults.")) {
+      out.docs.push_back(parse_override_value(key.substr(9), value, argument));
+      out.defaults.push_back(&out.docs.back());
+    } else if (starts("stages.")) {
+      const auto dot = key.find('.', 7);
+      if (dot == std::string::npos) {
+        throw ConfigError("--set " + argument +
+                          ": expected stages.<stage name>.<key>=value, e.g. stages.finetune.epochs=2");
+      }
+      const std::string stage = key.substr(7, dot - 7);
+      out.docs.push_back(parse_override_value(key.substr(dot + 1), value, argument));
+      out.one_stage.emplace_back(stage, &out.docs.back());
+      out.stage_names_used.emplace_back(stage, argument);
+    } else {
+      out.docs.push_back(parse_override_value(key, value, argument));
+      out.every_stage.push_back(&out.docs.back());
+    }
+  }
+  return out;
+}
+
+// A TOML value as a plugin parameter; the spec check that follows decides if it is right.
+std::optional<sdk::ParamValue> to_param_value(const toml::node& node) {
+  if (node.is_boolean()) return sdk::ParamValue(node.as_boolean()->get());
+  if (node.is_integer()) return sdk::ParamValue(node.as_integer()->get());
+  if (node.is_floating_point()) return sdk::ParamValue(node.as_floating_point()->get());
+  if (node.is_string()) return sdk::ParamValue(std::string(node.as_string()->get()));
+  if (const auto* array = node.as_array()) {
+    if (array->empty()) return sdk::ParamValue(std::vector<double>{});
+    if (array->is_homogeneous(toml::node_type::integer)) {
+      std::vector<std::int64_t> ints;
+      for (const auto& item : *array) ints.push_back(item.as_integer()->get());
+      return sdk::ParamValue(std::move(ints));
+    }
+    if (array->is_homogeneous(toml::node_type::string)) {
+      std::vector<std::string> strings;
+      for (const auto& item : *array) strings.emplace_back(item.as_string()->get());
+      return sdk::ParamValue(std::move(strings));
+    }
+    std::vector<double> numbers;
+    for (const auto& item : *array) {
+      if (item.is_integer()) {
+        numbers.push_back(static_cast<double>(item.as_integer()->get()));
+      } else if (item.is_floating_point()) {
+        numbers.push_back(item.as_floating_point()->get());
+      } else {
+        return std::nullopt;
+      }
+    }
+    return sdk::ParamValue(std::move(numbers));
+  }
+  if (const auto* table = node.as_table()) {
+    std::map<std::string, double> map;
+    for (const auto& [key, item] : *table) {
+      if (item.is_integer()) {
+        map[std::string(key.str())] = static_cast<double>(item.as_integer()->get());
+      } else if (item.is_floating_point()) {
+        map[std::string(key.str())] = item.as_floating_point()->get();
+      } else {
+        return std::nullopt;
+      }
+    }
+    return sdk::ParamValue(std::move(map));
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> schema_names(const sdk::ParamSchema& schema) {
+  std::vector<std::string> names;
+  for (const auto& spec : schema.specs()) names.push_back(spec.name);
+  return names;
+}
+
+// Reads the plugin's own parameters: every key of `reader` not yet taken by the runner.
+sdk::Params read_plugin_params(TableReader& reader, const sdk::ParamSchema& schema,
+                               const std::string& full_name,
+                               const std::vector<std::string>& runner_keys) {
+  std::map<std::string, sdk::ParamValue> given;
+  for (const auto& key : reader.unread()) {
+    const sdk::ParamSpec* spec = schema.find(key);
+    if (!spec) {
+      std::vector<std::string> candidates = schema_names(schema);
+      candidates.insert(candidates.end(), runner_keys.begin(), runner_keys.end());
+      reader.fail(key, "unknown key '" + key + "': " + full_name + " has no such parameter" +
+                           did_you_mean(key, candidates) + " (exprun describe " + full_name +
+                           " lists them)");
+    }
+    const toml::node* node = reader.take(key);
+    auto value = to_param_value(*node);
+    if (!value) {
+      reader.fail(key, "expected " + sdk::type_name(spec->type) + ", found " + describe_node(*node));
+    }
+    if (auto error = sdk::check_and_convert(*spec, *value)) reader.fail(key, *error);
+    given[key] = std::move(*value);
+  }
+  for (const auto& spec : schema.specs()) {
+    if (spec.required() && !given.count(spec.name)) {
+      fail_at(reader.layered().where(), reader.layered().path(),
+              "missing required parameter '" + spec.name + "' of " + full_name + " (" +
+                  sdk::type_name(spec.type) + ": " + spec.doc + ")");
+    }
+  }
+  try {
+    return sdk::Params::resolve(schema, std::move(given));
+  } catch (const sdk::ParamError& e) {
+    fail_at(reader.layered().where(), reader.layered().path(), e.what());
+  }
+}
+
+PluginChoice read_plugin_table(TableReader& reader, sdk::PluginKind kind,
+                               const SchemaSource& plugins,
+                               const std::vector<std::string>& runner_keys) {
+  PluginChoice choice;
+  choice.kind = kind;
+  choice.key_path = reader.layered().path();
+  choice.where = describe_source(reader.layered().where());
+  if (reader.layered().empty()) {
+    fail_at(reader.layered().where(), reader.layered().path(),
+            "missing required table (needs at least plugin = \"...\"; `exprun plugins " +
+                std::string(sdk::kind_folder(kind)) + "` lists the choices)");
+  }
+  choice.name = reader.required_string("plugin");
+  sdk::ParamSchema schema;
+  try {
+    schema = plugins.schema(kind, choice.name);
+  } catch (const std::runtime_error& e) {
+    reader.fail("plugin", e.what());
+  }
+  const std::string full_name = std::string(sdk::kind_folder(kind)) + "/" + choice.name;
+  choice.params = read_plugin_params(reader, schema, full_name, runner_keys);
+  return choice;
+}
+
+AugmentConfig read_augment(TableReader& data) {
+  AugmentConfig out;
+  const toml::node* node = data.take("augment");
+  if (!node) return out;
+  if (node->is_boolean()) {
+    out.enabled = node->as_boolean()->get();
+    return out;
+  }
+  if (!node->is_table()) {
+    data.fail("augment", "expected true, false or a table { rotation = 10.0, ... }, found " +
+                             describe_node(*node));
+  }
+  TableReader r(data.layered().sub_table("augment"));
+  out.enabled = r.bool_or("enabled", out.enabled);
+  out.rotation_deg = r.number_or("rotation", out.rotation_deg, 0, 180);
+  out.scale = r.number_or("scale", out.scale, 0, 0.9);
+  out.shift = r.number_or("shift", out.shift, 0, 0.5);
+  out.brightness = r.number_or("brightness", out.brightness, 0, 1);
+  out.contrast = r.number_or("contrast", out.contrast, 0, 0.9);
+  r.reject_unknown();
+  return out;
+}
+
+DataConfig read_data(TableReader& stage, const SchemaSource& plugins) {
+  DataConfig out;
+  TableReader r(stage.table("data"));
+  const auto size = r.int_list_or("image_size", {out.input_width, out.input_height}, 2, 16);
+  out.input_width = size[0];
+  out.input_height = size[1];
+  out.sigma = r.number_or("sigma", out.sigma, 0.1, 64);
+  out.workers = r.int_or("workers", out.workers, 0, 64);
+  out.channels = r.int_or("channels", out.channels, 1, 3);
+  if (out.channels == 2) r.fail("channels", "expected 1 (grey) or 3 (grey repeated), found 2");
+  out.train_split = r.string_or("train_split", out.train_split);
+  out.val_split = r.string_or("val_split", out.val_split);
+  out.augment = read_augment(r);
+  out.reader = read_plugin_table(r, sdk::PluginKind::Dataset, plugins, kDataRunnerKeys);
+  return out;
+}
+
+MemoryConfig read_memory(TableReader& stage, const SchemaSource& plugins) {
+  MemoryConfig out;
+  TableReader r(stage.table("memory"));
+  const auto names = r.string_list_or("strategies", {});
+  out.effective_batch = r.int_or("effective_batch", out.effective_batch, 1, 1 << 20);
+  if (const toml::node* micro = r.take("micro_batch")) {
+    if (micro->is_string()) {
+      r.fail("micro_batch",
+             "\"auto\" (the batch tuner) is not available in this version; give an integer "
+             "between 1 and memory.effective_batch");
+    }
+    out.micro_batch = r.int_or("micro_batch", 1, 1, static_cast<double>(out.effective_batch));
+  } else {
+    out.micro_batch = out.effective_batch;
+  }
+  std::set<std::string> seen;
+  for (const auto& name : names) {
+    if (!seen.insert(name).second) r.fail("strategies", "lists \"" + name + "\" twice");
+    PluginChoice choice;
+    choice.kind = sdk::PluginKind::Memory;
+    choice.name = name;
+    choice.key_path = r.key_path(name);
+    sdk::ParamSchema schema;
+    try {
+      schema = plugins.schema(sdk::PluginKind::Memory, name);
+    } catch (const std::runtime_error& e) {
+      r.fail("strategies", e.what());
+    }
+    TableReader params(r.table(name));
+    choice.where = describe_source(params.layered().where());
+    choice.params = read_plugin_params(params, schema, "memory/" + name, {});
+    out.strategies.push_back(std::move(choice));
+  }
+  for (const auto& key : r.unread()) {
+    const toml::node* node = r.layered().find(key);
+    if (node && node->is_table()) {
+      r.fail(key, "configures a strategy that memory.strategies does not list (add \"" + key +
+                      "\" to memory.strategies, or remove this table)");
+    }
+  }
+  r.reject_unknown();
+  return out;
+}
+
+OptimizerConfig read_optimizer(TableReader& stage) {
+  OptimizerConfig out;
+  TableReader r(stage.table("optimizer"));
+  if (r.layered().empty()) {
+    stage.fail("optimizer", "missing required table (e.g. optimizer = { name = \"adam\", lr = 1e-3 })");
+  }
+  out.name = r.string_or("name", out.name, {"adam", "adamw", "sgd"});
+  out.lr = r.required_number("lr", 0, 10);
+  if (out.lr == 0) r.fail("lr", "expected a learning rate > 0, found 0");
+  out.weight_decay = r.number_or("weight_decay", out.name == "adamw" ? 1e-2 : 0.0, 0, 1);
+  if (out.name == "sgd") {
+    out.momentum = r.number_or("momentum", out.momentum, 0, 1);
+    out.nesterov = r.bool_or("nesterov", out.nesterov);
+    r.reject_unknown({"betas"});
+  } else {
+    out.betas = r.number_list_or("betas", out.betas, 2, 0);
+    for (double b : out.betas)
+      if (b >= 1) r.fail("betas", "expected two numbers in [0, 1)");
+    r.reject_unknown({"momentum", "nesterov"});
+  }
+  return out;
+}
+
+ScheduleConfig read_schedule(TableReader& stage, std::int64_t epochs) {
+  ScheduleConfig out;
+  TableReader r(stage.table("schedule"));
+  out.warmup_epochs = r.number_or("warmup_epochs", out.warmup_epochs, 0, 1e6);
+  if (out.warmup_epochs > static_cast<double>(epochs)) {
+    r.fail("warmup_epochs", "expected at most the stage's " + std::to_string(epochs) +
+                                " epochs, found " + std::to_string(out.warmup_epochs));
+  }
+  out.decay = r.string_or("decay", out.decay, {"cosine", "constant"});
+  out.min_lr = r.number_or("min_lr", out.min_lr, 0, 10);
+  r.reject_unknown();
+  return out;
+}
+
+std::string read_device(TableReader& stage) {
+  std::string device = stage.string_or("device", "auto");
+  static const std::regex valid("auto|cpu|cuda|cuda:[0-9]+");
+  if (!std::regex_match(device, valid)) {
+    stage.fail("device", "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", found \"" + device + "\"");
+  }
+  return device;
+}
+
+StageConfig read_stage(const LayeredTable& table, const SchemaSource& plugins) {
+  TableReader r(table);
+  StageConfig out;
+  out.where = describe_source(table.where());
+  out.name = r.required_string("name");
+  static const std::regex valid_name("[A-Za-z0-9_.-]+");
+  if (!std::regex_match(out.name, valid_name)) {
+    r.fail("name", "expected letters, digits, '_', '-' or '.' (it names a folder), found \"" +
+                       out.name + "\"");
+  }
+  out.epochs = r.required_int("epochs", 1, 1e6);
+  out.device = read_device(r);
+  out.data = read_data(r, plugins);
+  TableReader model(r.table("model"));
+  out.model = read_plugin_table(model, sdk::PluginKind::Model, plugins, {"plugin"});
+  model.reject_unknown();
+  TableReader loss(r.table("loss"));
+  out.loss = read_plugin_table(loss, sdk::PluginKind::Loss, plugins, {"plugin"});
+  loss.reject_unknown();
+  out.memory = read_memory(r, plugins);
+  out.optimizer = read_optimizer(r);
+  out.schedule = read_schedule(r, out.epochs);
+  r.reject_unknown();
+  return out;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path + ": cannot open the experiment file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+Experiment parse_experiment(const std::string& text, const std::string& source_name,
+                            const std::vector<std::string>& override_args,
+                            const SchemaSource& plugins) {
+  toml::table doc;
+  try {
+    doc = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    fail_at(e.source(), "", "TOML syntax error: " + std::string(e.description()));
+  }
+  const Overrides overrides = parse_overrides(override_args);
+
+  Experiment out;
+  out.source_file = source_name;
+  out.source_text = text;
+  out.overrides = override_args;
+
+  TableReader top(LayeredTable({&doc}, ""));
+  const toml::node* stage_node = top.take("stage");
+  {
+    std::vector<const toml::table*> layers = overrides.experiment;
+    if (const toml::node* e = top.take("experiment")) {
+      if (!e->is_table()) top.fail("experiment", "expected a table [experiment]");
+      layers.push_back(e->as_table());
+    }
+    TableReader r(LayeredTable(layers, "experiment"));
+    if (!top.has("experiment")) {
+      fail_at(doc.source(), "experiment", "missing required table [experiment] with name = \"...\"");
+    }
+    out.name = r.required_string("name");
+    static const std::regex valid_name("[A-Za-z0-9_.-]+");
+    if (!std::regex_match(out.name, valid_name)) {
+      r.fail("name", "expected letters, digits, '_', '-' or '.' (it names a folder), found \"" +
+                         out.name + "\"");
+    }
+    out.seed = static_cast<std::uint64_t>(r.int_or("seed", 0, 0, 9.0e15));
+    out.threads = r.int_or("threads", 0, 0, 1024);
+    out.output_dir = r.string_or("output", out.output_dir);
+    out.description = r.string_or("description", "");
+    r.reject_unknown();
+  }
+
+  std::vector<const toml::table*> default_layers = overrides.defaults;
+  if (const toml::node* d = top.take("defaults")) {
+    if (!d->is_table()) top.fail("defaults", "expected a table [defaults]");
+    const toml::table* defaults = d->as_table();
+    if (defaults->contains("name")) {
+      fail_at(defaults->get("name")->source(), "defaults.name",
+              "a stage's name cannot be inherited; give each [[stage]] its own name");
+    }
+    TableReader check(LayeredTable({defaults}, "defaults"));
+    check.allow(kStageKeys);
+    check.reject_unknown();
+    default_layers.push_back(defaults);
+  }
+  top.reject_unknown();
+
+  if (!stage_node) {
+    fail_at(doc.source(), "stage", "missing [[stage]]: an experiment needs at least one stage");
+  }
+  if (!stage_node->is_array_of_tables()) {
+    top.fail("stage", "expected one or more [[stage]] tables, found " + describe_node(*stage_node));
+  }
+  std::set<std::string> names;
+  for (const auto& item : *stage_node->as_array()) {
+    const toml::table* stage = item.as_table();
+    std::string stage_name;
+    if (const auto* n = stage->get("name"); n && n->is_string())
+      stage_name = n->as_string()->get();
+    std::vector<const toml::table*> layers;
+    for (const auto& [name, layer] : overrides.one_stage)
+      if (name == stage_name) layers.push_back(layer);
+    layers.insert(layers.end(), overrides.every_stage.begin(), overrides.every_stage.end());
+    layers.push_back(stage);
+    layers.insert(layers.end(), default_layers.begin(), default_layers.end());
+    StageConfig config = read_stage(LayeredTable(layers, "stages." + stage_name), plugins);
+    if (!names.insert(config.name).second) {
+      fail_at(stage->source(), "stages." + config.name,
+              "two stages are named \"" + config.name + "\"; stage names must be unique");
+    }
+    out.stages.push_back(std::move(config));
+  }
+  for (const auto& [name, argument] : overrides.stage_names_used) {
+    if (!names.count(name)) {
+      throw ConfigError("--set " + argument + ": no stage is named \"" + name + "\"" +
+                        did_you_mean(name, {names.begin(), names.end()}));
+    }
+  }
+  return out;
+}
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides,
+                           const SchemaSource& plugins) {
+  return parse_experiment(read_text(path), path, overrides, plugins);
+}
+
+}  // namespace exprun

@@ -1,0 +1,83 @@
+#include "data/batch_loader.hpp"
+
+#include <random>
+#include <stdexcept>
+
+namespace exprun {
+
+std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = n; i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(rng() % i);
+    std::swap(order[i - 1], order[j]);
+  }
+  return order;
+}
+
+BatchLoader::BatchLoader(std::shared_ptr<const sdk::Dataset> dataset,
+                         const SamplePipeline& pipeline, std::vector<std::size_t> order,
+                         std::int64_t batch_size, std::int64_t workers, bool augment,
+                         std::uint64_t seed)
+    : dataset_(std::move(dataset)),
+      pipeline_(pipeline),
+      order_(std::move(order)),
+      batch_size_(batch_size),
+      workers_(workers),
+      augment_(augment),
+      seed_(seed),
+      batch_count_((order_.size() + static_cast<std::size_t>(batch_size) - 1) /
+                   static_cast<std::size_t>(batch_size)) {
+  if (batch_size_ < 1) throw std::invalid_argument("batch size must be at least 1");
+  fill_queue();
+}
+
+BatchLoader::~BatchLoader() {
+  // Futures from std::async block in their destructors; wait explicitly so that a worker's
+  // exception during shutdown is swallowed here rather than escaping a destructor.
+  for (auto& f : pending_) {
+    if (f.valid()) f.wait();
+  }
+}
+
+Batch BatchLoader::make_batch(std::size_t batch_index) const {
+  const std::size_t begin = batch_index * static_cast<std::size_t>(batch_size_);
+  const std::size_t end = std::min(order_.size(), begin + static_cast<std::size_t>(batch_size_));
+  std::vector<PreparedSample> samples;
+  samples.reserve(end - begin);
+  for (std::size_t i = begin; i < end; ++i) {
+    const std::size_t index = order_[i];
+    try {
+      samples.push_back(
+          pipeline_.prepare(dataset_->get(index), augment_, mix_seed(seed_, index, 0xA11CE)));
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("dataset sample #" + std::to_string(index) + ": " +
+                               e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw std::runtime_error("dataset sample #" + std::to_string(index) + ": " + e.what());
+    }
+  }
+  return SamplePipeline::collate(std::move(samples));
+}
+
+void BatchLoader::fill_queue() {
+  if (workers_ == 0) return;
+  while (next_to_start_ < batch_count_ &&
+         pending_.size() < static_cast<std::size_t>(workers_)) {
+    const std::size_t index = next_to_start_++;
+    pending_.push_back(std::async(std::launch::async, [this, index] { return make_batch(index); }));
+  }
+}
+
+std::optional<Batch> BatchLoader::next() {
+  if (next_to_return_ >= batch_count_) return std::nullopt;
+  if (workers_ == 0) return make_batch(next_to_return_++);
+  auto future = std::move(pending_.front());
+  pending_.pop_front();
+  ++next_to_return_;
+  fill_queue();
+  return future.get();
+}
+
+}  // namespace exprun

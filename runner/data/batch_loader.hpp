@@ -1,0 +1,54 @@
+// Prepares batches on worker threads ahead of the trainer. Each batch is a pure function of
+// (dataset, order, epoch seed), so results do not depend on thread timing.
+#pragma once
+
+#include <exprun/sdk/dataset.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "data/sample_pipeline.hpp"
+
+namespace exprun {
+
+class BatchLoader {
+ public:
+  // workers = 0 prepares each batch on the calling thread; otherwise up to `workers` batches
+  // are prepared at once, each on its own thread.
+  BatchLoader(std::shared_ptr<const sdk::Dataset> dataset, const SamplePipeline& pipeline,
+              std::vector<std::size_t> order, std::int64_t batch_size, std::int64_t workers,
+              bool augment, std::uint64_t seed);
+  ~BatchLoader();
+  BatchLoader(const BatchLoader&) = delete;
+  BatchLoader& operator=(const BatchLoader&) = delete;
+
+  // The next batch in order, or nothing at the end. Rethrows a worker's error.
+  std::optional<Batch> next();
+  std::size_t batch_count() const { return batch_count_; }
+
+ private:
+  Batch make_batch(std::size_t batch_index) const;
+  void fill_queue();
+
+  std::shared_ptr<const sdk::Dataset> dataset_;
+  const SamplePipeline& pipeline_;
+  std::vector<std::size_t> order_;
+  std::int64_t batch_size_;
+  std::int64_t workers_;
+  bool augment_;
+  std::uint64_t seed_;
+  std::size_t batch_count_;
+  std::size_t next_to_start_ = 0;
+  std::size_t next_to_return_ = 0;
+  std::deque<std::future<Batch>> pending_;
+};
+
+// 0, 1, ..., n-1 shuffled by `seed` (Fisher-Yates with our own draws, so the order is the
+// same with every standard library).
+std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed);
+
+}  // namespace exprun

@@ -1,0 +1,13 @@
+// Turns whatever a dataset reader hands over into the float grey image the pipeline works on.
+#pragma once
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+namespace exprun {
+
+// image: H x W or H x W x C; uint8, int16 (16-bit data), int32 (16-bit data) or float32 in
+// [0, 1]. Returns CV_32F, one channel, values in [0, 1]. Throws std::runtime_error otherwise.
+cv::Mat to_grey_float(const torch::Tensor& image);
+
+}  // namespace exprun

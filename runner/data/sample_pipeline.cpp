@@ -1,0 +1,121 @@
+#include "data/sample_pipeline.hpp"
+
+#include <opencv2/imgproc.hpp>
+
+#include <random>
+#include <stdexcept>
+
+#include "data/heatmap.hpp"
+#include "data/image_convert.hpp"
+
+namespace exprun {
+namespace {
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+double uniform(std::mt19937_64& rng, double half_width) {
+  if (half_width <= 0) return 0;
+  return std::uniform_real_distribution<double>(-half_width, half_width)(rng);
+}
+
+torch::Tensor transform_points(const torch::Tensor& points, const Affine& map) {
+  auto out = points.to(torch::kFloat64).clone().contiguous();
+  auto p = out.accessor<double, 2>();
+  for (std::int64_t i = 0; i < out.size(0); ++i) {
+    auto q = map.apply(p[i][0], p[i][1]);
+    p[i][0] = q[0];
+    p[i][1] = q[1];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+  return splitmix(splitmix(splitmix(a) ^ b) ^ c);
+}
+
+SamplePipeline::SamplePipeline(PipelineSpec spec) : spec_(std::move(spec)) {
+  if (spec_.input_width % spec_.stride != 0 || spec_.input_height % spec_.stride != 0) {
+    throw std::runtime_error("data.image_size [" + std::to_string(spec_.input_width) + ", " +
+                             std::to_string(spec_.input_height) +
+                             "] must be divisible by the model's output stride " +
+                             std::to_string(spec_.stride));
+  }
+}
+
+PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
+                                       std::uint64_t rng_seed) const {
+  const auto& s = spec_;
+  if (!sample.landmarks.defined() || sample.landmarks.dim() != 2 ||
+      sample.landmarks.size(0) != s.num_landmarks || sample.landmarks.size(1) != 2) {
+    throw std::runtime_error("sample " + sample.id + ": expected " +
+                             std::to_string(s.num_landmarks) + " x 2 landmarks");
+  }
+  if (!(sample.mm_per_pixel > 0)) {
+    throw std::runtime_error("sample " + sample.id + ": mm_per_pixel must be positive");
+  }
+  cv::Mat grey = to_grey_float(sample.image);
+  const double w0 = grey.cols, h0 = grey.rows;
+  const auto w1 = static_cast<int>(s.input_width), h1 = static_cast<int>(s.input_height);
+
+  // Area averaging first: a single warp from a 2000-pixel image to 256 would alias.
+  cv::Mat input;
+  cv::resize(grey, input, cv::Size(w1, h1), 0, 0, cv::INTER_AREA);
+  Affine to_input = resize_map(w0, h0, w1, h1);
+
+  if (augment && s.augment.enabled) {
+    std::mt19937_64 rng(rng_seed);
+    const auto& a = s.augment;
+    const double rotation = uniform(rng, a.rotation_deg);
+    const double scale = 1.0 + uniform(rng, a.scale);
+    const double dx = uniform(rng, a.shift) * w1, dy = uniform(rng, a.shift) * h1;
+    const double brightness = uniform(rng, a.brightness);
+    const double contrast = 1.0 + uniform(rng, a.contrast);
+    const Affine warp = similarity_about_centre(w1, h1, rotation, scale, dx, dy);
+    cv::Mat m = (cv::Mat_<double>(2, 3) << warp.m[0], warp.m[1], warp.m[2], warp.m[3], warp.m[4],
+                 warp.m[5]);
+    cv::Mat warped;
+    cv::warpAffine(input, warped, m, input.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+    warped.convertTo(input, CV_32F, contrast, 0.5 * (1 - contrast) + brightness);
+    cv::min(cv::max(input, 0.0), 1.0, input);
+    to_input = warp.after(to_input);
+  }
+
+  PreparedSample out;
+  auto image = torch::from_blob(input.data, {1, h1, w1}, torch::kFloat32).clone();
+  out.image = s.channels == 3 ? image.repeat({3, 1, 1}) : image;
+
+  auto in_input = transform_points(sample.landmarks, to_input);
+  auto in_heatmap = (in_input + 0.5) / static_cast<double>(s.stride) - 0.5;
+  out.heatmaps = encode_heatmaps(in_heatmap, heatmap_height(), heatmap_width(), s.sigma);
+
+  out.meta.id = sample.id;
+  out.meta.group = sample.group;
+  out.meta.mm_per_pixel = sample.mm_per_pixel;
+  out.meta.original_width = grey.cols;
+  out.meta.original_height = grey.rows;
+  out.meta.landmarks = sample.landmarks.to(torch::kFloat64).cpu();
+  out.meta.input_to_original = to_input.inverse();
+  return out;
+}
+
+Batch SamplePipeline::collate(std::vector<PreparedSample> samples) {
+  std::vector<torch::Tensor> images, heatmaps;
+  Batch batch;
+  for (auto& s : samples) {
+    images.push_back(std::move(s.image));
+    heatmaps.push_back(std::move(s.heatmaps));
+    batch.meta.push_back(std::move(s.meta));
+  }
+  batch.images = torch::stack(images);
+  batch.heatmaps = torch::stack(heatmaps);
+  return batch;
+}
+
+}  // namespace exprun

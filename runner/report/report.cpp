@@ -1,0 +1,84 @@
+#include "report/report.hpp"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "util/atomic_file.hpp"
+
+namespace exprun {
+namespace {
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json environment_json(std::int64_t threads) {
+  return {{"exprun_version", EXPRUN_VERSION},
+          {"libtorch_version", TORCH_VERSION},
+          {"cuda_compiled", EXPRUN_WITH_CUDA == 1},
+          {"cuda_available", torch::cuda::is_available()},
+          {"cuda_devices", torch::cuda::device_count()},
+          {"threads", threads},
+          {"hardware_threads", std::thread::hardware_concurrency()}};
+}
+
+RunReport::RunReport(const Experiment& experiment, std::string run_id, std::filesystem::path path,
+                     std::int64_t threads)
+    : path_(std::move(path)), start_(std::chrono::steady_clock::now()) {
+  doc_ = {{"schema_version", kReportSchemaVersion},
+          {"kind", "run"},
+          {"experiment", experiment.name},
+          {"run_id", std::move(run_id)},
+          {"status", "running"},
+          {"started_at", utc_now()},
+          {"finished_at", nullptr},
+          {"wall_time_s", 0.0},
+          {"config", to_json(experiment)},
+          {"environment", environment_json(threads)},
+          {"stages", nlohmann::json::array()}};
+}
+
+void RunReport::set_stage(const nlohmann::json& stage) {
+  for (auto& existing : doc_["stages"]) {
+    if (existing["name"] == stage["name"]) {
+      existing = stage;
+      return;
+    }
+  }
+  doc_["stages"].push_back(stage);
+}
+
+void RunReport::fail_stage(const std::string& name, const std::string& error) {
+  nlohmann::json section = {{"name", name}};
+  for (const auto& existing : doc_["stages"])
+    if (existing["name"] == name) section = existing;
+  section["status"] = "failed";
+  section["error"] = error;
+  set_stage(section);
+  set_status("failed", "stage " + name + ": " + error);
+}
+
+void RunReport::set_status(const std::string& status, const std::string& error) {
+  doc_["status"] = status;
+  if (!error.empty()) doc_["error"] = error;
+  if (status != "running") doc_["finished_at"] = utc_now();
+}
+
+void RunReport::write() const {
+  nlohmann::json doc = doc_;
+  doc["wall_time_s"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  write_file_atomically(path_, doc.dump(2) + "\n");
+}
+
+}  // namespace exprun

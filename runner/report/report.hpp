@@ -1,0 +1,39 @@
+// report.json: the whole run in one versioned document (docs/report.md describes each field).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "config/experiment.hpp"
+
+namespace exprun {
+
+inline constexpr int kReportSchemaVersion = 1;
+
+// The environment a run saw: exprun and LibTorch versions, device, threads.
+nlohmann::json environment_json(std::int64_t threads);
+
+class RunReport {
+ public:
+  // threads: the thread count actually in use (threads = 0 resolved).
+  RunReport(const Experiment& experiment, std::string run_id, std::filesystem::path path,
+            std::int64_t threads);
+  // Replaces (or appends) the section of the stage with this name.
+  void set_stage(const nlohmann::json& stage);
+  // Marks a stage failed, keeping whatever it had reported before failing.
+  void fail_stage(const std::string& name, const std::string& error);
+  void set_status(const std::string& status, const std::string& error = "");
+  // Writes report.json atomically.
+  void write() const;
+  const nlohmann::json& json() const { return doc_; }
+
+ private:
+  nlohmann::json doc_;
+  std::filesystem::path path_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace exprun

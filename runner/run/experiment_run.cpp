@@ -1,0 +1,155 @@
+#include "run/experiment_run.hpp"
+
+#include <toml++/toml.h>
+#include <torch/torch.h>
+
+#include <ctime>
+#include <sstream>
+#include <thread>
+
+#include "report/report.hpp"
+#include "train/progress.hpp"
+#include "train/stage_builder.hpp"
+#include "train/stage_trainer.hpp"
+#include "util/atomic_file.hpp"
+
+namespace exprun {
+namespace fs = std::filesystem;
+namespace {
+
+// TOML++ builds documents but does not convert from JSON; the mapping is direct.
+toml::table to_toml_table(const nlohmann::json& object);
+
+void insert_toml(toml::table& table, const std::string& key, const nlohmann::json& value);
+
+toml::array to_toml_array(const nlohmann::json& array) {
+  toml::array out;
+  for (const auto& item : array) {
+    if (item.is_object()) {
+      out.push_back(to_toml_table(item));
+    } else if (item.is_array()) {
+      out.push_back(to_toml_array(item));
+    } else if (item.is_boolean()) {
+      out.push_back(item.get<bool>());
+    } else if (item.is_number_integer()) {
+      out.push_back(item.get<std::int64_t>());
+    } else if (item.is_number()) {
+      out.push_back(item.get<double>());
+    } else if (item.is_string()) {
+      out.push_back(item.get<std::string>());
+    }
+  }
+  return out;
+}
+
+void insert_toml(toml::table& table, const std::string& key, const nlohmann::json& value) {
+  if (value.is_object()) {
+    table.insert(key, to_toml_table(value));
+  } else if (value.is_array()) {
+    table.insert(key, to_toml_array(value));
+  } else if (value.is_boolean()) {
+    table.insert(key, value.get<bool>());
+  } else if (value.is_number_integer()) {
+    table.insert(key, value.get<std::int64_t>());
+  } else if (value.is_number()) {
+    table.insert(key, value.get<double>());
+  } else if (value.is_string()) {
+    table.insert(key, value.get<std::string>());
+  }
+}
+
+toml::table to_toml_table(const nlohmann::json& object) {
+  toml::table out;
+  for (const auto& [key, value] : object.items()) insert_toml(out, key, value);
+  return out;
+}
+
+std::string timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+}  // namespace
+
+std::int64_t apply_thread_count(std::int64_t threads) {
+  const std::int64_t count =
+      threads > 0 ? threads : std::max<std::int64_t>(1, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(count));
+  return count;
+}
+
+fs::path make_run_dir(const fs::path& output, const std::string& name) {
+  const std::string base = timestamp();
+  for (int attempt = 1;; ++attempt) {
+    fs::path dir = output / name / (attempt == 1 ? base : base + "-" + std::to_string(attempt));
+    fs::create_directories(dir.parent_path());
+    // create_directory reports whether it made the folder, so two runs never share one.
+    if (fs::create_directory(dir)) return dir;
+  }
+}
+
+std::string resolved_config_toml(const nlohmann::json& config) {
+  toml::table doc;
+  doc.insert("experiment", to_toml_table(config["experiment"]));
+  toml::array stages;
+  for (const auto& stage : config["stages"]) stages.push_back(to_toml_table(stage));
+  doc.insert("stage", std::move(stages));
+  std::ostringstream out;
+  out << "# The configuration exprun resolved for this run: every default filled in.\n";
+  out << doc << "\n";
+  return out.str();
+}
+
+RunOutcome run_experiment(const Experiment& experiment, const Registry& registry) {
+  const std::int64_t threads = apply_thread_count(experiment.threads);
+  RunOutcome outcome;
+  outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name);
+  const std::string run_id = outcome.run_dir.filename().string();
+
+  std::string input = "# " + experiment.source_file + " as given";
+  for (const auto& o : experiment.overrides) input += ", --set " + o;
+  input += "\n" + experiment.source_text;
+  write_file_atomically(outcome.run_dir / "experiment.toml", input);
+  write_file_atomically(outcome.run_dir / "resolved.toml", resolved_config_toml(to_json(experiment)));
+
+  RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads);
+  report.write();
+  Progress::message("exprun: run " + outcome.run_dir.string() + " (" + std::to_string(threads) +
+                    " threads)");
+  outcome.ok = true;
+  for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
+    const StageConfig& stage = experiment.stages[i];
+    try {
+      BuiltStage built = build_stage(experiment, stage, i, registry);
+      Progress::message("exprun: stage " + stage.name + " on " + built.device.str() + ": " +
+                        std::to_string(built.train->size()) + " train / " +
+                        std::to_string(built.valid->size()) + " validation images, " +
+                        std::to_string(built.parameter_count) + " parameters");
+      StageTrainer trainer(experiment, stage, i, std::move(built), outcome.run_dir / stage.name,
+                           [&](const nlohmann::json& section) {
+                             report.set_stage(section);
+                             report.write();
+                           });
+      report.set_stage(trainer.run());
+      report.write();
+    } catch (const c10::Error& e) {
+      report.fail_stage(stage.name, e.what_without_backtrace());
+      outcome.ok = false;
+    } catch (const std::exception& e) {
+      report.fail_stage(stage.name, e.what());
+      outcome.ok = false;
+    }
+    if (!outcome.ok) break;
+  }
+  if (outcome.ok) report.set_status("completed");
+  report.write();
+  outcome.report = report.json();
+  return outcome;
+}
+
+}  // namespace exprun
+

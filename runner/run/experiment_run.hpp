@@ -1,0 +1,32 @@
+// Runs a whole experiment: the run directory, every stage in order, report.json.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "config/experiment.hpp"
+#include "plugins/registry.hpp"
+
+namespace exprun {
+
+struct RunOutcome {
+  std::filesystem::path run_dir;
+  nlohmann::json report;
+  bool ok = false;
+};
+
+// threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
+std::int64_t apply_thread_count(std::int64_t threads);
+
+// <output>/<experiment>/<UTC timestamp>, with -2, -3... when that exists already.
+std::filesystem::path make_run_dir(const std::filesystem::path& output, const std::string& name);
+
+// Never throws for a failing stage: the failure is recorded in the report and ok is false.
+RunOutcome run_experiment(const Experiment& experiment, const Registry& registry);
+
+// The resolved config as TOML, for the run directory.
+std::string resolved_config_toml(const nlohmann::json& config);
+
+}  // namespace exprun

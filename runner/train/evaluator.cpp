@@ -1,0 +1,43 @@
+#include "train/evaluator.hpp"
+
+#include "data/batch_loader.hpp"
+#include "data/heatmap.hpp"
+#include "eval/radial_error.hpp"
+
+namespace exprun {
+
+Evaluation score(const torch::Tensor& predicted_original, std::vector<SampleMeta> meta) {
+  Evaluation out;
+  out.errors_mm = radial_errors_mm(predicted_original, meta);
+  for (const auto& m : meta) out.groups.push_back(m.group);
+  out.metrics = compute_metrics(out.errors_mm, out.groups);
+  out.meta = std::move(meta);
+  return out;
+}
+
+Evaluation evaluate(BuiltStage& stage, const std::shared_ptr<sdk::Dataset>& dataset,
+                    std::int64_t batch_size, std::int64_t workers) {
+  std::vector<std::size_t> order(dataset->size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  BatchLoader loader(dataset, *stage.pipeline, std::move(order), batch_size, workers, false, 0);
+  const double stride = static_cast<double>(stage.pipeline->spec().stride);
+
+  stage.model->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> predictions;
+  std::vector<SampleMeta> meta;
+  while (auto batch = loader.next()) {
+    torch::Tensor heatmaps;
+    {
+      std::vector<std::unique_ptr<sdk::ForwardScope>> scopes;
+      for (auto& s : stage.strategies) scopes.push_back(s->enter_forward());
+      heatmaps = stage.model->forward(batch->images.to(stage.device)).to(torch::kFloat32);
+    }
+    predictions.push_back(heatmap_to_original(decode_heatmaps(heatmaps), batch->meta, stride));
+    for (auto& m : batch->meta) meta.push_back(std::move(m));
+  }
+  stage.model->train();
+  return score(torch::cat(predictions), std::move(meta));
+}
+
+}  // namespace exprun

@@ -1,0 +1,152 @@
+#include "train/stage_builder.hpp"
+
+#include <numeric>
+
+#include "config/config_error.hpp"
+
+namespace exprun {
+namespace {
+
+// A plugin constructor's error, told with the experiment key that chose the plugin.
+template <typename F>
+auto building(const PluginChoice& choice, F&& make) {
+  try {
+    return make();
+  } catch (const c10::Error& e) {
+    throw ConfigError(choice.where + ": " + choice.key_path + ": " + sdk::kind_folder(choice.kind) +
+                      "/" + choice.name + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw ConfigError(choice.where + ": " + choice.key_path + ": " + sdk::kind_folder(choice.kind) +
+                      "/" + choice.name + ": " + e.what());
+  }
+}
+
+bool same_landmarks(const std::vector<sdk::LandmarkInfo>& a,
+                    const std::vector<sdk::LandmarkInfo>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].symbol != b[i].symbol) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> BuiltStage::symbols() const {
+  std::vector<std::string> out;
+  for (const auto& l : landmarks) out.push_back(l.symbol);
+  return out;
+}
+
+std::vector<std::int64_t> BuiltStage::partition(std::int64_t batch_size) const {
+  for (const auto& s : strategies) {
+    auto parts = s->partition(batch_size);
+    if (!parts.empty()) return parts;
+  }
+  return {batch_size};
+}
+
+torch::Device resolve_device(const std::string& device) {
+  if (device == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
+  if (device.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
+    throw std::runtime_error("device \"" + device +
+                             "\" was asked for, but this LibTorch sees no CUDA device "
+                             "(use device = \"auto\" or \"cpu\")");
+  }
+  return torch::Device(device);
+}
+
+BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
+                       std::size_t stage_index, const Registry& registry) {
+  BuiltStage out;
+  try {
+    out.device = resolve_device(stage.device);
+  } catch (const std::exception& e) {
+    throw ConfigError(stage.where + ": stages." + stage.name + ".device: " + e.what());
+  }
+  const auto& reader = stage.data.reader;
+  for (const auto& [split, slot] :
+       {std::pair{stage.data.train_split, &out.train}, std::pair{stage.data.val_split, &out.valid}}) {
+    sdk::DatasetContext context{split, experiment.seed};
+    *slot = building(reader, [&] { return registry.make_dataset(reader.name, reader.params, context); });
+    if ((*slot)->size() == 0) {
+      throw ConfigError(reader.where + ": " + reader.key_path + ": the " + split +
+                        " split of datasets/" + reader.name + " holds no samples");
+    }
+  }
+  out.landmarks = out.train->landmarks();
+  if (!same_landmarks(out.landmarks, out.valid->landmarks())) {
+    throw ConfigError(reader.where + ": " + reader.key_path + ": the " + stage.data.train_split +
+                      " and " + stage.data.val_split + " splits name different landmarks");
+  }
+  const auto k = static_cast<std::int64_t>(out.landmarks.size());
+
+  torch::manual_seed(mix_seed(experiment.seed, stage_index, 0x30DE1));
+  sdk::ModelContext model_context{k, stage.data.channels};
+  out.model = building(stage.model, [&] {
+    return registry.make_model(stage.model.name, stage.model.params, model_context);
+  });
+  out.model->to(out.device);
+  for (const auto& p : out.model->parameters()) out.parameter_count += p.numel();
+  out.multiply_adds = out.model->multiply_adds(stage.data.input_height, stage.data.input_width);
+
+  sdk::LossContext loss_context{out.landmarks};
+  out.loss = building(stage.loss, [&] {
+    return registry.make_loss(stage.loss.name, stage.loss.params, loss_context);
+  });
+  out.landmark_weights = torch::ones({k}, torch::TensorOptions().device(out.device));
+
+  sdk::MemoryContext memory_context{stage.memory.effective_batch, stage.memory.micro_batch,
+                                    out.device};
+  for (const auto& choice : stage.memory.strategies) {
+    auto strategy = building(choice, [&] {
+      return registry.make_memory(choice.name, choice.params, memory_context);
+    });
+    building(choice, [&] {
+      strategy->prepare(*out.model);
+      return 0;
+    });
+    out.strategies.push_back(std::move(strategy));
+  }
+  if (stage.memory.micro_batch < stage.memory.effective_batch &&
+      out.partition(stage.memory.effective_batch).size() == 1) {
+    throw ConfigError(stage.where + ": stages." + stage.name + ".memory: micro_batch " +
+                      std::to_string(stage.memory.micro_batch) + " < effective_batch " +
+                      std::to_string(stage.memory.effective_batch) +
+                      " needs a strategy that splits the batch: add \"gradient_accumulation\" "
+                      "to memory.strategies");
+  }
+
+  PipelineSpec spec;
+  spec.input_width = stage.data.input_width;
+  spec.input_height = stage.data.input_height;
+  spec.channels = stage.data.channels;
+  spec.stride = out.model->output_stride();
+  spec.num_landmarks = k;
+  spec.sigma = stage.data.sigma;
+  spec.augment = stage.data.augment;
+  try {
+    out.pipeline = std::make_unique<SamplePipeline>(spec);
+  } catch (const std::exception& e) {
+    throw ConfigError(stage.where + ": stages." + stage.name + ".data.image_size: " + e.what());
+  }
+
+  // One image through the model now, so that a shape mismatch is reported before training.
+  torch::NoGradGuard no_grad;
+  out.model->eval();
+  auto probe = torch::zeros({1, stage.data.channels, stage.data.input_height, stage.data.input_width},
+                            torch::TensorOptions().device(out.device));
+  auto heatmaps = building(stage.model, [&] { return out.model->forward(probe); });
+  out.model->train();
+  const std::vector<std::int64_t> expected = {1, k, out.pipeline->heatmap_height(),
+                                              out.pipeline->heatmap_width()};
+  if (heatmaps.sizes().vec() != expected) {
+    throw ConfigError(stage.model.where + ": " + stage.model.key_path + ": models/" +
+                      stage.model.name + " returned heatmaps of shape " +
+                      c10::str(heatmaps.sizes()) + " for a " + std::to_string(stage.data.input_width) +
+                      "x" + std::to_string(stage.data.input_height) + " input; expected " +
+                      c10::str(c10::IntArrayRef(expected)));
+  }
+  return out;
+}
+
+}  // namespace exprun
