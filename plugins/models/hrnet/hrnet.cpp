@@ -1,2 +1,400 @@
-// placeholder until the plugin lands
+// HRNetV2 as its authors' face-landmark code builds it (Wang et al., "Deep High-Resolution
+// Representation Learning for Visual Recognition"; HRNet-Facial-Landmark-Detection): a stride-4
+// stem, a bottleneck stage, then stages of parallel branches at 1/4, 1/8, 1/16 and 1/32 that
+// exchange information by fusion after every module. The head upsamples every branch to 1/4,
+// concatenates them, and maps them to one heatmap per landmark. Module names follow the
+// PyTorch code (conv1, layer1.0.conv1, stage2.0.fuse_layers.1.0.0, head.0, ...) so that a
+// PyTorch state dict can be matched by name.
 #include <exprun/sdk/sdk.hpp>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace exprun::sdk;
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
+                bool bias = false) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
+                        .stride(stride)
+                        .padding(kernel / 2)
+                        .bias(bias));
+}
+
+nn::BatchNorm2d batch_norm(std::int64_t channels) {
+  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).momentum(0.1));
+}
+
+std::int64_t stride2_size(std::int64_t n) { return (n - 1) / 2 + 1; }  // 3x3, stride 2, pad 1
+
+// Multiply-adds of every convolution inside `module` when all of them run at `area` output
+// pixels; true of everything in HRNet except the stride-2 convolutions counted separately.
+double conv_macs_at(const nn::Module& module, double area) {
+  double macs = 0;
+  for (const auto& m : module.modules(/*include_self=*/true)) {
+    if (auto* c = dynamic_cast<nn::Conv2dImpl*>(m.get())) {
+      macs += static_cast<double>(c->weight.numel()) * area;
+    }
+  }
+  return macs;
+}
+
+// A list whose children are named by their index, with gaps: PyTorch's ModuleList holds None
+// where HRNet needs no layer, and the state dict keeps the other indices.
+class IndexedListImpl : public nn::Module {
+ public:
+  void set(std::size_t index, std::shared_ptr<nn::Module> module) {
+    if (items_.size() <= index) items_.resize(index + 1);
+    items_[index] = register_module(std::to_string(index), std::move(module));
+  }
+  template <class T>
+  std::shared_ptr<T> at(std::size_t index) const {
+    return index < items_.size() ? std::dynamic_pointer_cast<T>(items_[index]) : nullptr;
+  }
+
+ private:
+  std::vector<std::shared_ptr<nn::Module>> items_;
+};
+using IndexedList = std::shared_ptr<IndexedListImpl>;
+
+class Block : public nn::Module {
+ public:
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+};
+
+// 1x1 conv + BN projecting the residual when a block changes the channel count.
+nn::Sequential projection(std::int64_t in, std::int64_t out) {
+  return nn::Sequential(conv(in, out, 1, 1), batch_norm(out));
+}
+
+class BasicBlock : public Block {
+ public:
+  static constexpr std::int64_t kExpansion = 1;
+  BasicBlock(std::int64_t in, std::int64_t planes)
+      : conv1(register_module("conv1", conv(in, planes, 3, 1))),
+        bn1(register_module("bn1", batch_norm(planes))),
+        conv2(register_module("conv2", conv(planes, planes, 3, 1))),
+        bn2(register_module("bn2", batch_norm(planes))) {
+    if (in != planes) downsample = register_module("downsample", projection(in, planes));
+  }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    auto out = torch::relu(bn1(conv1(x)));
+    out = bn2(conv2(out));
+    return torch::relu(out + (downsample ? downsample->forward(x) : x));
+  }
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Conv2d conv2;
+  nn::BatchNorm2d bn2;
+  nn::Sequential downsample{nullptr};
+};
+
+class Bottleneck : public Block {
+ public:
+  static constexpr std::int64_t kExpansion = 4;
+  Bottleneck(std::int64_t in, std::int64_t planes)
+      : conv1(register_module("conv1", conv(in, planes, 1, 1))),
+        bn1(register_module("bn1", batch_norm(planes))),
+        conv2(register_module("conv2", conv(planes, planes, 3, 1))),
+        bn2(register_module("bn2", batch_norm(planes))),
+        conv3(register_module("conv3", conv(planes, planes * kExpansion, 1, 1))),
+        bn3(register_module("bn3", batch_norm(planes * kExpansion))) {
+    if (in != planes * kExpansion) {
+      downsample = register_module("downsample", projection(in, planes * kExpansion));
+    }
+  }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    auto out = torch::relu(bn1(conv1(x)));
+    out = torch::relu(bn2(conv2(out)));
+    out = bn3(conv3(out));
+    return torch::relu(out + (downsample ? downsample->forward(x) : x));
+  }
+  nn::Conv2d conv1;
+  nn::BatchNorm2d bn1;
+  nn::Conv2d conv2;
+  nn::BatchNorm2d bn2;
+  nn::Conv2d conv3;
+  nn::BatchNorm2d bn3;
+  nn::Sequential downsample{nullptr};
+};
+
+// `count` blocks in a row, named 0..count-1 like nn.Sequential.
+template <class B>
+IndexedList make_layer(std::int64_t in, std::int64_t planes, std::int64_t count) {
+  auto layer = std::make_shared<IndexedListImpl>();
+  for (std::int64_t i = 0; i < count; ++i) {
+    layer->set(static_cast<std::size_t>(i),
+               std::make_shared<B>(i == 0 ? in : planes * B::kExpansion, planes));
+  }
+  return layer;
+}
+
+torch::Tensor run_layer(const IndexedListImpl& layer, std::int64_t count, torch::Tensor x) {
+  for (std::int64_t i = 0; i < count; ++i) x = layer.at<Block>(static_cast<std::size_t>(i))->forward(x);
+  return x;
+}
+
+// One HighResolutionModule: a stack of basic blocks per branch, then every branch receives the
+// sum of all branches brought to its resolution (1x1 conv + upsampling from lower
+// resolutions, chains of stride-2 3x3 convs from higher ones).
+class HighResolutionModule : public nn::Module {
+ public:
+  HighResolutionModule(const std::vector<std::int64_t>& channels, std::int64_t blocks)
+      : channels_(channels), blocks_(blocks) {
+    const std::size_t n = channels.size();
+    branches_ = register_module("branches", std::make_shared<IndexedListImpl>());
+    for (std::size_t b = 0; b < n; ++b) {
+      branches_->set(b, make_layer<BasicBlock>(channels[b], channels[b], blocks));
+    }
+    if (n == 1) return;
+    fuse_ = register_module("fuse_layers", std::make_shared<IndexedListImpl>());
+    for (std::size_t i = 0; i < n; ++i) {
+      auto row = std::make_shared<IndexedListImpl>();
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j > i) {
+          row->set(j, nn::Sequential(conv(channels[j], channels[i], 1, 1),
+                                     batch_norm(channels[i])).ptr());
+        } else if (j < i) {
+          auto chain = std::make_shared<IndexedListImpl>();
+          for (std::size_t k = 0; k < i - j; ++k) {
+            const bool last = k == i - j - 1;
+            nn::Sequential step(conv(channels[j], last ? channels[i] : channels[j], 3, 2),
+                                batch_norm(last ? channels[i] : channels[j]));
+            if (!last) step->push_back(nn::ReLU());
+            chain->set(k, step.ptr());
+          }
+          row->set(j, chain);
+        }
+      }
+      fuse_->set(i, row);
+    }
+  }
+
+  std::vector<torch::Tensor> forward(std::vector<torch::Tensor> x) {
+    const std::size_t n = channels_.size();
+    for (std::size_t b = 0; b < n; ++b) x[b] = run_layer(*branches_->at<IndexedListImpl>(b), blocks_, x[b]);
+    if (n == 1) return x;
+    std::vector<torch::Tensor> out;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto row = fuse_->at<IndexedListImpl>(i);
+      torch::Tensor sum = x[i];
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j > i) {
+          auto y = row->at<nn::SequentialImpl>(j)->forward(x[j]);
+          sum = sum + F::interpolate(y, F::InterpolateFuncOptions()
+                                            .size(std::vector<std::int64_t>{x[i].size(2),
+                                                                            x[i].size(3)})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(false));
+        } else if (j < i) {
+          auto chain = row->at<IndexedListImpl>(j);
+          torch::Tensor y = x[j];
+          for (std::size_t k = 0; k < i - j; ++k) y = chain->at<nn::SequentialImpl>(k)->forward(y);
+          sum = sum + y;
+        }
+      }
+      out.push_back(torch::relu(sum));
+    }
+    return out;
+  }
+
+  // areas[b]: output pixels of branch b.
+  double multiply_adds(const std::vector<double>& areas) const {
+    const std::size_t n = channels_.size();
+    double macs = 0;
+    for (std::size_t b = 0; b < n; ++b) macs += conv_macs_at(*branches_->at<IndexedListImpl>(b), areas[b]);
+    if (n == 1) return macs;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto row = fuse_->at<IndexedListImpl>(i);
+      for (std::size_t j = 0; j < n; ++j) {
+        if (j > i) macs += conv_macs_at(*row->at<nn::SequentialImpl>(j), areas[j]);
+        if (j < i) {
+          auto chain = row->at<IndexedListImpl>(j);
+          for (std::size_t k = 0; k < i - j; ++k) {
+            macs += conv_macs_at(*chain->at<nn::SequentialImpl>(k), areas[j + k + 1]);
+          }
+        }
+      }
+    }
+    return macs;
+  }
+
+ private:
+  std::vector<std::int64_t> channels_;
+  std::int64_t blocks_;
+  IndexedList branches_;
+  IndexedList fuse_;
+};
+
+class HRNet : public Model {
+ public:
+  static constexpr const char* kName = "hrnet";
+  static constexpr const char* kSummary =
+      "HRNetV2: parallel high-to-low resolution branches, heatmaps at 1/4 resolution";
+
+  static ParamSchema schema() {
+    return ParamSchema()
+        .add_int("width", 18, "channels of the highest-resolution branch: 18, 32, 48 (paper); "
+                              "smaller (e.g. 8) for CPU runs")
+        .min(1)
+        .add_int_list("num_modules", std::vector<std::int64_t>{1, 4, 3},
+                      "high-resolution modules in stages 2, 3 and 4")
+        .length(3)
+        .min(0)
+        .add_int("num_blocks", 4, "basic blocks per branch in every module")
+        .min(1)
+        .add_int("stem_blocks", 4, "bottleneck blocks of stage 1")
+        .min(1)
+        .add_int("head_channels", 0, "channels of the head's 1x1 conv; 0 = all branches (15 x width)")
+        .min(0);
+  }
+
+  HRNet(const Params& p, const ModelContext& context)
+      : width_(p.get_int("width")),
+        num_landmarks_(context.num_landmarks),
+        in_channels_(context.in_channels),
+        stem_blocks_(p.get_int("stem_blocks")),
+        num_modules_(p.get_int_list("num_modules")) {
+    const std::int64_t blocks = p.get_int("num_blocks");
+    conv1 = register_module("conv1", conv(in_channels_, 64, 3, 2));
+    bn1 = register_module("bn1", batch_norm(64));
+    conv2 = register_module("conv2", conv(64, 64, 3, 2));
+    bn2 = register_module("bn2", batch_norm(64));
+    layer1 = register_module("layer1", make_layer<Bottleneck>(64, 64, stem_blocks_));
+
+    std::vector<std::int64_t> previous{64 * Bottleneck::kExpansion};
+    for (int stage = 0; stage < 3; ++stage) {
+      std::vector<std::int64_t> channels;
+      for (int b = 0; b < stage + 2; ++b) channels.push_back(width_ << b);
+      transitions_.push_back(register_module("transition" + std::to_string(stage + 1),
+                                             make_transition(previous, channels)));
+      auto modules = std::make_shared<IndexedListImpl>();
+      for (std::int64_t m = 0; m < num_modules_[static_cast<std::size_t>(stage)]; ++m) {
+        modules->set(static_cast<std::size_t>(m),
+                     std::make_shared<HighResolutionModule>(channels, blocks));
+      }
+      stages_.push_back(register_module("stage" + std::to_string(stage + 2), modules));
+      previous = channels;
+    }
+    std::int64_t concatenated = 0;
+    for (auto c : previous) concatenated += c;
+    const std::int64_t head = p.get_int("head_channels") > 0 ? p.get_int("head_channels")
+                                                             : concatenated;
+    head_ = register_module("head", nn::Sequential(conv(concatenated, head, 1, 1, true),
+                                                   batch_norm(head), nn::ReLU(),
+                                                   conv(head, num_landmarks_, 1, 1, true)));
+    initialise();
+  }
+
+  torch::Tensor forward(const torch::Tensor& images) override {
+    auto x = torch::relu(bn1(conv1(images)));
+    x = torch::relu(bn2(conv2(x)));
+    x = run_layer(*layer1, stem_blocks_, x);
+    std::vector<torch::Tensor> branches{x};
+    for (std::size_t stage = 0; stage < 3; ++stage) {
+      branches = transition(*transitions_[stage], branches, stage + 2);
+      for (std::int64_t m = 0; m < num_modules_[stage]; ++m) {
+        branches = stages_[stage]->at<HighResolutionModule>(static_cast<std::size_t>(m))
+                       ->forward(branches);
+      }
+    }
+    std::vector<torch::Tensor> maps{branches[0]};
+    const std::vector<std::int64_t> size{branches[0].size(2), branches[0].size(3)};
+    for (std::size_t b = 1; b < branches.size(); ++b) {
+      maps.push_back(F::interpolate(branches[b], F::InterpolateFuncOptions()
+                                                     .size(size)
+                                                     .mode(torch::kBilinear)
+                                                     .align_corners(false)));
+    }
+    return head_->forward(torch::cat(maps, 1));
+  }
+
+  std::int64_t output_stride() const override { return 4; }
+
+  double multiply_adds(std::int64_t height, std::int64_t width) const override {
+    auto h = stride2_size(height), w = stride2_size(width);
+    double macs = conv_macs_at(*conv1, static_cast<double>(h * w));
+    h = stride2_size(h);
+    w = stride2_size(w);
+    macs += conv_macs_at(*conv2, static_cast<double>(h * w));
+    std::vector<double> areas{static_cast<double>(h * w)};
+    for (int b = 1; b < 4; ++b) {
+      h = stride2_size(h);
+      w = stride2_size(w);
+      areas.push_back(static_cast<double>(h * w));
+    }
+    macs += conv_macs_at(*layer1, areas[0]);
+    for (std::size_t stage = 0; stage < 3; ++stage) {
+      for (std::size_t b = 0; b < stage + 2; ++b) {
+        if (auto t = transitions_[stage]->at<nn::Module>(b)) macs += conv_macs_at(*t, areas[b]);
+      }
+      for (std::int64_t m = 0; m < num_modules_[stage]; ++m) {
+        macs += stages_[stage]->at<HighResolutionModule>(static_cast<std::size_t>(m))
+                    ->multiply_adds(areas);
+      }
+    }
+    return macs + conv_macs_at(*head_, areas[0]);
+  }
+
+ private:
+  // A new, lower-resolution branch comes from the lowest existing one by a stride-2 conv; an
+  // existing branch is only touched when its channel count changes.
+  static IndexedList make_transition(const std::vector<std::int64_t>& previous,
+                                     const std::vector<std::int64_t>& channels) {
+    auto list = std::make_shared<IndexedListImpl>();
+    for (std::size_t b = 0; b < channels.size(); ++b) {
+      if (b < previous.size()) {
+        if (previous[b] != channels[b]) {
+          list->set(b, nn::Sequential(conv(previous[b], channels[b], 3, 1),
+                                      batch_norm(channels[b]), nn::ReLU()).ptr());
+        }
+      } else {
+        list->set(b, nn::Sequential(conv(previous.back(), channels[b], 3, 2),
+                                    batch_norm(channels[b]), nn::ReLU()).ptr());
+      }
+    }
+    return list;
+  }
+
+  static std::vector<torch::Tensor> transition(const IndexedListImpl& list,
+                                               const std::vector<torch::Tensor>& in,
+                                               std::size_t count) {
+    std::vector<torch::Tensor> out;
+    for (std::size_t b = 0; b < count; ++b) {
+      auto layer = list.at<nn::SequentialImpl>(b);
+      const auto& source = b < in.size() ? in[b] : in.back();
+      out.push_back(layer ? layer->forward(source) : source);
+    }
+    return out;
+  }
+
+  // As the reference code: convolutions N(0, 0.001), batch norm weight 1 and bias 0.
+  void initialise() {
+    torch::NoGradGuard no_grad;
+    for (const auto& m : modules(/*include_self=*/false)) {
+      if (auto* c = dynamic_cast<nn::Conv2dImpl*>(m.get())) {
+        c->weight.normal_(0.0, 0.001);
+        if (c->bias.defined()) c->bias.zero_();
+      } else if (auto* bn = dynamic_cast<nn::BatchNorm2dImpl*>(m.get())) {
+        bn->weight.fill_(1.0);
+        bn->bias.zero_();
+      }
+    }
+  }
+
+  std::int64_t width_, num_landmarks_, in_channels_, stem_blocks_;
+  std::vector<std::int64_t> num_modules_;
+  nn::Conv2d conv1{nullptr}, conv2{nullptr};
+  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  IndexedList layer1;
+  std::vector<IndexedList> transitions_;
+  std::vector<IndexedList> stages_;
+  nn::Sequential head_{nullptr};
+};
+
+}  // namespace
+
+EXPRUN_PLUGIN(HRNet)

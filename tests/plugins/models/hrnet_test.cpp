@@ -1,0 +1,73 @@
+// HRNetV2 built through the plugin's exported interface, checked against the published sizes.
+#include <exprun/sdk/sdk.hpp>
+#include <gtest/gtest.h>
+
+extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
+
+namespace {
+
+using namespace exprun::sdk;
+
+std::shared_ptr<Model> make(std::map<std::string, ParamValue> given, std::int64_t landmarks,
+                            std::int64_t channels) {
+  const auto* info = exprun_plugin_info();
+  return info->make_model(Params::resolve(info->schema(), std::move(given)),
+                          ModelContext{landmarks, channels});
+}
+
+std::int64_t parameter_count(const Model& model) {
+  std::int64_t n = 0;
+  for (const auto& p : model.parameters()) n += p.numel();
+  return n;
+}
+
+// The face-landmark HRNetV2-W18 (98 landmarks, WFLW) as its authors publish it.
+TEST(HRNet, W18With98OutputsHasThePublishedParameterCount) {
+  EXPECT_EQ(parameter_count(*make({}, 98, 3)), 9'662'528);
+  // A grey input only changes the stem's first conv: 64 x 2 x 3 x 3 weights fewer.
+  EXPECT_EQ(parameter_count(*make({}, 98, 1)), 9'661'376);
+}
+
+TEST(HRNet, W18MultiplyAddsAt256WithoutHeadMatchThePaper) {
+  auto model = make({}, 98, 3);
+  const double total = model->multiply_adds(256, 256);
+  // The head: 1x1 conv 270 -> 270 and 270 -> 98 at 64 x 64 (biases are not multiply-adds).
+  const double head = (270.0 * 270.0 + 270.0 * 98.0) * 64.0 * 64.0;
+  EXPECT_NEAR((total - head) / 1e9, 4.29, 0.005);
+}
+
+TEST(HRNet, OutputsOneHeatmapPerLandmarkAtQuarterResolution) {
+  auto model = make({{"width", std::int64_t{4}},
+                     {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
+                     {"num_blocks", std::int64_t{1}},
+                     {"stem_blocks", std::int64_t{1}}},
+                    29, 1);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto out = model->forward(torch::rand({2, 1, 96, 64}));
+  EXPECT_EQ(out.sizes(), (std::vector<std::int64_t>{2, 29, 24, 16}));
+  EXPECT_EQ(model->output_stride(), 4);
+}
+
+TEST(HRNet, ParameterNamesFollowThePyTorchModel) {
+  auto model = make({}, 98, 3);
+  auto named = model->named_parameters();
+  for (const char* name :
+       {"conv1.weight", "bn1.weight", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight",
+        "transition1.0.0.weight", "transition1.1.0.weight", "transition2.2.0.weight",
+        "stage2.0.branches.1.3.conv2.weight", "stage4.2.fuse_layers.3.0.2.0.weight",
+        "stage3.3.fuse_layers.0.2.1.bias", "head.0.weight", "head.3.bias"}) {
+    EXPECT_NE(named.find(name), nullptr) << name;
+  }
+  // Existing branches whose width does not change need no transition layer.
+  EXPECT_EQ(named.find("transition2.0.0.weight"), nullptr);
+}
+
+TEST(HRNet, WidthAndDepthAreValidated) {
+  const auto* info = exprun_plugin_info();
+  EXPECT_THROW(Params::resolve(info->schema(), {{"width", std::int64_t{0}}}), ParamError);
+  EXPECT_THROW(Params::resolve(info->schema(), {{"num_modules", std::vector<std::int64_t>{1, 2}}}),
+               ParamError);
+}
+
+}  // namespace
