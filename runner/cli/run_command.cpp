@@ -1,3 +1,5 @@
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 
 #include "cli/cli_common.hpp"
@@ -32,7 +34,15 @@ int run_command(const std::vector<std::string>& args) {
     if (file.empty()) throw po::error("run needs an experiment file");
     Registry registry;
     load_registry(registry, common);
-    if (!output.empty()) overrides.push_back("experiment.output=" + output);
+    if (!output.empty()) {
+      // Quoted as a TOML string: a directory named 2024 or true is still a path.
+      std::string quoted;
+      for (char ch : output) {
+        if (ch == '"' || ch == '\\') quoted += '\\';
+        quoted += ch;
+      }
+      overrides.push_back("experiment.output=\"" + quoted + "\"");
+    }
     Experiment experiment = load_experiment(file, overrides, registry);
     RunOutcome outcome = run_experiment(experiment, registry);
     const auto& report = outcome.report;
@@ -44,13 +54,16 @@ int run_command(const std::vector<std::string>& args) {
                   << stage.value("error", std::string("did not finish")) << "\n";
         continue;
       }
-      std::printf("  %s: best validation MRE %.3f mm (epoch %lld), SDR@2mm %.1f%%; mean-shape "
+      // A metric is null in JSON when it could not be computed (no valid landmark, NaN).
+      auto number = [](const nlohmann::json& j) {
+        return j.is_number() ? j.get<double>() : std::nan("");
+      };
+      std::printf("  %s: best validation MRE %.3f mm (epoch %.0f), SDR@2mm %.1f%%; mean-shape "
                   "baseline %.3f mm\n",
                   stage["name"].get<std::string>().c_str(),
-                  stage["best"]["overall"]["mre"].get<double>(),
-                  static_cast<long long>(stage["best_epoch"].get<std::int64_t>()),
-                  stage["best"]["overall"]["sdr"]["2.0"].get<double>(),
-                  stage["mean_shape_baseline"]["overall"]["mre"].get<double>());
+                  number(stage["best"]["overall"]["mre"]), number(stage["best_epoch"]),
+                  number(stage["best"]["overall"]["sdr"]["2.0"]),
+                  number(stage["mean_shape_baseline"]["overall"]["mre"]));
     }
     return outcome.ok ? int{kOk} : int{kRunFailed};
   });

@@ -294,12 +294,22 @@ OptimizerConfig read_optimizer(TableReader& stage) {
   if (out.name == "sgd") {
     out.momentum = r.number_or("momentum", out.momentum, 0, 1);
     out.nesterov = r.bool_or("nesterov", out.nesterov);
-    r.reject_unknown({"betas"});
+    if (r.has("betas")) {
+      r.fail("betas", "'betas' is a setting of adam and adamw, but optimizer.name is \"sgd\" "
+                      "(sgd takes momentum and nesterov)");
+    }
+    r.reject_unknown();
   } else {
     out.betas = r.number_list_or("betas", out.betas, 2, 0);
     for (double b : out.betas)
       if (b >= 1) r.fail("betas", "expected two numbers in [0, 1)");
-    r.reject_unknown({"momentum", "nesterov"});
+    for (const char* key : {"momentum", "nesterov"}) {
+      if (r.has(key)) {
+        r.fail(key, "'" + std::string(key) + "' is a setting of sgd, but optimizer.name is \"" +
+                        out.name + "\" (adam and adamw take betas)");
+      }
+    }
+    r.reject_unknown();
   }
   return out;
 }
@@ -310,7 +320,7 @@ ScheduleConfig read_schedule(TableReader& stage, std::int64_t epochs) {
   out.warmup_epochs = r.number_or("warmup_epochs", out.warmup_epochs, 0, 1e6);
   if (out.warmup_epochs > static_cast<double>(epochs)) {
     r.fail("warmup_epochs", "expected at most the stage's " + std::to_string(epochs) +
-                                " epochs, found " + std::to_string(out.warmup_epochs));
+                                " epochs, found " + format_number(out.warmup_epochs));
   }
   out.decay = r.string_or("decay", out.decay, {"cosine", "constant"});
   out.min_lr = r.number_or("min_lr", out.min_lr, 0, 10);

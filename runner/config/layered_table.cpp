@@ -48,7 +48,7 @@ std::string LayeredTable::key_path(const std::string& key) const {
 toml::source_region LayeredTable::where() const {
   // Prefer a layer that came from a file: an override's position says little.
   for (const auto* layer : layers_)
-    if (layer->source().path && layer->source().begin.line > 0) return layer->source();
+    if (layer->source().path && layer->source().begin.line > 0 && layer->source().path->rfind("--set", 0) != 0) return layer->source();
   return layers_.empty() ? toml::source_region{} : layers_.front()->source();
 }
 

@@ -9,12 +9,6 @@
 namespace exprun {
 namespace {
 
-std::string number_text(double v) {
-  std::ostringstream out;
-  out << v;
-  return out.str();
-}
-
 bool in_range(double v, double min, double max) {
   return std::isfinite(v) && v >= min && v <= max;
 }
@@ -29,9 +23,9 @@ std::string quoted_choices(const std::vector<std::string>& choices) {
 
 std::string range_phrase(double min, double max) {
   const bool has_min = std::isfinite(min), has_max = std::isfinite(max);
-  if (has_min && has_max) return " in [" + number_text(min) + ", " + number_text(max) + "]";
-  if (has_min) return " >= " + number_text(min);
-  if (has_max) return " <= " + number_text(max);
+  if (has_min && has_max) return " in [" + format_number(min) + ", " + format_number(max) + "]";
+  if (has_min) return " >= " + format_number(min);
+  if (has_max) return " <= " + format_number(max);
   return "";
 }
 

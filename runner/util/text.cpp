@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <numeric>
 
 namespace exprun {
@@ -77,6 +78,12 @@ std::string format_duration(double seconds) {
     std::snprintf(buf, sizeof buf, "%lds", s);
   }
   return buf;
+}
+
+std::string format_number(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
 }
 
 }  // namespace exprun

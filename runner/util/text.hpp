@@ -22,4 +22,7 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 // "1h02m", "3m05s", "12s" for progress lines and summaries.
 std::string format_duration(double seconds);
 
+// Shortest natural spelling of a number for messages: 2 not 2.000000, 1e-06 not 0.000001.
+std::string format_number(double value);
+
 }  // namespace exprun

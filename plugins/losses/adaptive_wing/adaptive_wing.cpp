@@ -14,8 +14,8 @@ class AdaptiveWingLoss : public Loss {
 
   static ParamSchema schema() {
     return ParamSchema()
-        .add_float("alpha", 2.1, "exponent offset; the loss exponent is alpha - target")
-        .min(0.0)
+        .add_float("alpha", 2.1, "exponent offset, > 1; the loss exponent is alpha - target")
+        .min(1.0)
         .add_float("omega", 14.0, "scale of the non-linear part")
         .min(0.0)
         .add_float("epsilon", 1.0, "curvature of the non-linear part")

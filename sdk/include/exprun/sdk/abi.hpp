@@ -5,6 +5,10 @@
 
 #include <torch/version.h>
 
+// Any standard header defines _GLIBCXX_USE_CXX11_ABI (libstdc++'s c++config.h), which the tag
+// below records; without one it would read as undefined.
+#include <cstddef>
+
 #define EXPRUN_SDK_VERSION_MAJOR 1
 #define EXPRUN_SDK_VERSION_MINOR 0
 
