@@ -19,7 +19,8 @@ std::string params_text(const PluginChoice& choice) {
 }
 
 void print_stage(const StageConfig& s, const BuiltStage& b) {
-  const auto accumulation = (s.memory.effective_batch + s.memory.micro_batch - 1) / s.memory.micro_batch;
+  const auto accumulation =
+      (s.memory.effective_batch + s.memory.micro_batch - 1) / s.memory.micro_batch;
   const auto steps = (static_cast<std::int64_t>(b.train->size()) + s.memory.effective_batch - 1) /
                      s.memory.effective_batch;
   std::printf("stage %s  (%s)\n", s.name.c_str(), s.where.c_str());
@@ -30,24 +31,25 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
   std::printf("              splits %s: %zu images, %s: %zu images; %zu landmarks\n",
               s.data.train_split.c_str(), b.train->size(), s.data.val_split.c_str(),
               b.valid->size(), b.landmarks.size());
-  std::printf("              input %lldx%lld, %lld channel(s), heatmaps %lldx%lld, sigma %.2f, "
-              "%lld workers, augmentation %s\n",
-              static_cast<long long>(s.data.input_width), static_cast<long long>(s.data.input_height),
-              static_cast<long long>(s.data.channels),
-              static_cast<long long>(b.pipeline->heatmap_width()),
-              static_cast<long long>(b.pipeline->heatmap_height()), s.data.sigma,
-              static_cast<long long>(s.data.workers), s.data.augment.enabled ? "on" : "off");
+  std::printf(
+      "              input %lldx%lld, %lld channel(s), heatmaps %lldx%lld, sigma %.2f, "
+      "%lld workers, augmentation %s\n",
+      static_cast<long long>(s.data.input_width), static_cast<long long>(s.data.input_height),
+      static_cast<long long>(s.data.channels), static_cast<long long>(b.pipeline->heatmap_width()),
+      static_cast<long long>(b.pipeline->heatmap_height()), s.data.sigma,
+      static_cast<long long>(s.data.workers), s.data.augment.enabled ? "on" : "off");
   std::printf("  model       %s\n", params_text(s.model).c_str());
   std::printf("              %lld parameters, %.3f G multiply-adds per image\n",
               static_cast<long long>(b.parameter_count), b.multiply_adds / 1e9);
   std::printf("  loss        %s\n", params_text(s.loss).c_str());
   std::vector<std::string> strategies;
   for (const auto& m : s.memory.strategies) strategies.push_back(params_text(m));
-  std::printf("  memory      effective batch %lld = micro-batch %lld x %lld accumulation; "
-              "strategies: %s\n",
-              static_cast<long long>(s.memory.effective_batch),
-              static_cast<long long>(s.memory.micro_batch), static_cast<long long>(accumulation),
-              strategies.empty() ? "none" : join(strategies, ", ").c_str());
+  std::printf(
+      "  memory      effective batch %lld = micro-batch %lld x %lld accumulation; "
+      "strategies: %s\n",
+      static_cast<long long>(s.memory.effective_batch),
+      static_cast<long long>(s.memory.micro_batch), static_cast<long long>(accumulation),
+      strategies.empty() ? "none" : join(strategies, ", ").c_str());
   std::printf("  optimizer   %s lr %g weight_decay %g\n", s.optimizer.name.c_str(), s.optimizer.lr,
               s.optimizer.weight_decay);
   std::printf("  schedule    %g warm-up epochs, then %s (min lr %g)\n", s.schedule.warmup_epochs,

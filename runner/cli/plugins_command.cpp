@@ -87,8 +87,10 @@ int describe_command(const std::vector<std::string>& args) {
     const LoadedPlugin& p = registry.find(name);
     std::cout << p.full_name() << " - " << p.info->summary << "\n";
     std::cout << "library: " << p.file.string() << "\n\n";
-    if (p.schema.specs().empty()) std::cout << "no parameters\n";
-    else std::cout << "parameters:\n";
+    if (p.schema.specs().empty())
+      std::cout << "no parameters\n";
+    else
+      std::cout << "parameters:\n";
     for (const auto& spec : p.schema.specs()) {
       const std::string def =
           spec.default_value ? "= " + sdk::to_string(*spec.default_value) : "(required)";

@@ -14,9 +14,10 @@ int run_command(const std::vector<std::string>& args) {
   std::string file;
   std::vector<std::string> overrides;
   std::string output;
-  po::options_description options("exprun run FILE.toml [options]\n\nTrains every stage of "
-                                  "the experiment and writes results/<experiment>/<run-id>/.\n\n"
-                                  "Options");
+  po::options_description options(
+      "exprun run FILE.toml [options]\n\nTrains every stage of "
+      "the experiment and writes results/<experiment>/<run-id>/.\n\n"
+      "Options");
   add_common_options(options, common);
   options.add_options()("file", po::value(&file), "experiment file")(
       "set", po::value(&overrides)->composing(),
@@ -58,12 +59,12 @@ int run_command(const std::vector<std::string>& args) {
       auto number = [](const nlohmann::json& j) {
         return j.is_number() ? j.get<double>() : std::nan("");
       };
-      std::printf("  %s: best validation MRE %.3f mm (epoch %.0f), SDR@2mm %.1f%%; mean-shape "
-                  "baseline %.3f mm\n",
-                  stage["name"].get<std::string>().c_str(),
-                  number(stage["best"]["overall"]["mre"]), number(stage["best_epoch"]),
-                  number(stage["best"]["overall"]["sdr"]["2.0"]),
-                  number(stage["mean_shape_baseline"]["overall"]["mre"]));
+      std::printf(
+          "  %s: best validation MRE %.3f mm (epoch %.0f), SDR@2mm %.1f%%; mean-shape "
+          "baseline %.3f mm\n",
+          stage["name"].get<std::string>().c_str(), number(stage["best"]["overall"]["mre"]),
+          number(stage["best_epoch"]), number(stage["best"]["overall"]["sdr"]["2.0"]),
+          number(stage["mean_shape_baseline"]["overall"]["mre"]));
     }
     return outcome.ok ? int{kOk} : int{kRunFailed};
   });

@@ -22,11 +22,11 @@ struct PluginChoice {
 
 struct AugmentConfig {
   bool enabled = true;
-  double rotation_deg = 10.0;   // uniform in [-r, r]
-  double scale = 0.1;           // factor uniform in [1 - s, 1 + s]
-  double shift = 0.05;          // fraction of the input size, uniform in [-s, s] per axis
-  double brightness = 0.1;      // added, uniform in [-b, b]
-  double contrast = 0.1;        // factor uniform in [1 - c, 1 + c] about mid-grey
+  double rotation_deg = 10.0;  // uniform in [-r, r]
+  double scale = 0.1;          // factor uniform in [1 - s, 1 + s]
+  double shift = 0.05;         // fraction of the input size, uniform in [-s, s] per axis
+  double brightness = 0.1;     // added, uniform in [-b, b]
+  double contrast = 0.1;       // factor uniform in [1 - c, 1 + c] about mid-grey
 };
 
 struct DataConfig {

@@ -13,12 +13,10 @@
 namespace exprun {
 namespace {
 
-const std::vector<std::string> kStageKeys = {"name",   "epochs",    "device",   "data",
-                                             "model",  "loss",      "memory",   "optimizer",
-                                             "schedule"};
-const std::vector<std::string> kDataRunnerKeys = {"plugin",      "image_size", "sigma",
-                                                  "workers",     "channels",   "train_split",
-                                                  "val_split",   "augment"};
+const std::vector<std::string> kStageKeys = {"name", "epochs", "device",    "data",    "model",
+                                             "loss", "memory", "optimizer", "schedule"};
+const std::vector<std::string> kDataRunnerKeys = {
+    "plugin", "image_size", "sigma", "workers", "channels", "train_split", "val_split", "augment"};
 
 // --set arguments, parsed into small TOML documents that act as the highest layers.
 struct Overrides {
@@ -70,8 +68,9 @@ Overrides parse_overrides(const std::vector<std::string>& arguments) {
     } else if (starts("stages.")) {
       const auto dot = key.find('.', 7);
       if (dot == std::string::npos) {
-        throw ConfigError("--set " + argument +
-                          ": expected stages.<stage name>.<key>=value, e.g. stages.finetune.epochs=2");
+        throw ConfigError(
+            "--set " + argument +
+            ": expected stages.<stage name>.<key>=value, e.g. stages.finetune.epochs=2");
       }
       const std::string stage = key.substr(7, dot - 7);
       out.docs.push_back(parse_override_value(key.substr(dot + 1), value, argument));
@@ -154,7 +153,8 @@ sdk::Params read_plugin_params(TableReader& reader, const sdk::ParamSchema& sche
     const toml::node* node = reader.take(key);
     auto value = to_param_value(*node);
     if (!value) {
-      reader.fail(key, "expected " + sdk::type_name(spec->type) + ", found " + describe_node(*node));
+      reader.fail(key,
+                  "expected " + sdk::type_name(spec->type) + ", found " + describe_node(*node));
     }
     if (auto error = sdk::check_and_convert(*spec, *value)) reader.fail(key, *error);
     given[key] = std::move(*value);
@@ -285,7 +285,8 @@ OptimizerConfig read_optimizer(TableReader& stage) {
   OptimizerConfig out;
   TableReader r(stage.table("optimizer"));
   if (r.layered().empty()) {
-    stage.fail("optimizer", "missing required table (e.g. optimizer = { name = \"adam\", lr = 1e-3 })");
+    stage.fail("optimizer",
+               "missing required table (e.g. optimizer = { name = \"adam\", lr = 1e-3 })");
   }
   out.name = r.string_or("name", out.name, {"adam", "adamw", "sgd"});
   out.lr = r.required_number("lr", 0, 10);
@@ -295,8 +296,9 @@ OptimizerConfig read_optimizer(TableReader& stage) {
     out.momentum = r.number_or("momentum", out.momentum, 0, 1);
     out.nesterov = r.bool_or("nesterov", out.nesterov);
     if (r.has("betas")) {
-      r.fail("betas", "'betas' is a setting of adam and adamw, but optimizer.name is \"sgd\" "
-                      "(sgd takes momentum and nesterov)");
+      r.fail("betas",
+             "'betas' is a setting of adam and adamw, but optimizer.name is \"sgd\" "
+             "(sgd takes momentum and nesterov)");
     }
     r.reject_unknown();
   } else {
@@ -332,7 +334,8 @@ std::string read_device(TableReader& stage) {
   std::string device = stage.string_or("device", "auto");
   static const std::regex valid("auto|cpu|cuda|cuda:[0-9]+");
   if (!std::regex_match(device, valid)) {
-    stage.fail("device", "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", found \"" + device + "\"");
+    stage.fail("device",
+               "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", found \"" + device + "\"");
   }
   return device;
 }
@@ -399,7 +402,8 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
     }
     TableReader r(LayeredTable(layers, "experiment"));
     if (!top.has("experiment")) {
-      fail_at(doc.source(), "experiment", "missing required table [experiment] with name = \"...\"");
+      fail_at(doc.source(), "experiment",
+              "missing required table [experiment] with name = \"...\"");
     }
     out.name = r.required_string("name");
     static const std::regex valid_name("[A-Za-z0-9_.-]+");
@@ -436,18 +440,22 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
     top.fail("stage", "expected one or more [[stage]] tables, found " + describe_node(*stage_node));
   }
   std::set<std::string> names;
+  std::size_t stage_index = 0;
   for (const auto& item : *stage_node->as_array()) {
     const toml::table* stage = item.as_table();
     std::string stage_name;
-    if (const auto* n = stage->get("name"); n && n->is_string())
-      stage_name = n->as_string()->get();
+    if (const auto* n = stage->get("name"); n && n->is_string()) stage_name = n->as_string()->get();
+    // A stage without a usable name is named by its position, as TOML paths write it.
+    const std::string stage_path =
+        stage_name.empty() ? "stage[" + std::to_string(stage_index) + "]" : "stages." + stage_name;
+    ++stage_index;
     std::vector<const toml::table*> layers;
     for (const auto& [name, layer] : overrides.one_stage)
       if (name == stage_name) layers.push_back(layer);
     layers.insert(layers.end(), overrides.every_stage.begin(), overrides.every_stage.end());
     layers.push_back(stage);
     layers.insert(layers.end(), default_layers.begin(), default_layers.end());
-    StageConfig config = read_stage(LayeredTable(layers, "stages." + stage_name), plugins);
+    StageConfig config = read_stage(LayeredTable(layers, stage_path), plugins);
     if (!names.insert(config.name).second) {
       fail_at(stage->source(), "stages." + config.name,
               "two stages are named \"" + config.name + "\"; stage names must be unique");

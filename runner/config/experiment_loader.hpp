@@ -25,7 +25,6 @@ class SchemaSource {
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides,
                            const SchemaSource& plugins);
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
-                            const std::vector<std::string>& overrides,
-                            const SchemaSource& plugins);
+                            const std::vector<std::string>& overrides, const SchemaSource& plugins);
 
 }  // namespace exprun

@@ -38,7 +38,9 @@ LayeredTable LayeredTable::sub_table(const std::string& key) const {
     if (!node->is_table()) break;
     subs.push_back(node->as_table());
   }
-  return LayeredTable(std::move(subs), key_path(key));
+  LayeredTable sub(std::move(subs), key_path(key));
+  sub.parent_where_ = where();
+  return sub;
 }
 
 std::string LayeredTable::key_path(const std::string& key) const {
@@ -47,8 +49,11 @@ std::string LayeredTable::key_path(const std::string& key) const {
 
 toml::source_region LayeredTable::where() const {
   // Prefer a layer that came from a file: an override's position says little.
-  for (const auto* layer : layers_)
-    if (layer->source().path && layer->source().begin.line > 0 && layer->source().path->rfind("--set", 0) != 0) return layer->source();
+  for (const auto* layer : layers_) {
+    const auto& source = layer->source();
+    if (source.path && source.begin.line > 0 && source.path->rfind("--set", 0) != 0) return source;
+  }
+  if (parent_where_.path) return parent_where_;
   return layers_.empty() ? toml::source_region{} : layers_.front()->source();
 }
 

@@ -28,12 +28,15 @@ class LayeredTable {
   // "stages.finetune.optimizer"
   const std::string& path() const { return path_; }
   std::string key_path(const std::string& key) const;
-  // Where the table itself was written, for errors about keys that are missing.
+  // Where the table itself was written, for errors about keys that are missing. A table that
+  // no layer holds answers with where its parent was written, so that an error about a
+  // missing table still points into the file.
   toml::source_region where() const;
 
  private:
   std::vector<const toml::table*> layers_;
   std::string path_;
+  toml::source_region parent_where_;
 };
 
 }  // namespace exprun

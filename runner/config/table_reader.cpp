@@ -9,9 +9,7 @@
 namespace exprun {
 namespace {
 
-bool in_range(double v, double min, double max) {
-  return std::isfinite(v) && v >= min && v <= max;
-}
+bool in_range(double v, double min, double max) { return std::isfinite(v) && v >= min && v <= max; }
 
 std::string quoted_choices(const std::vector<std::string>& choices) {
   std::vector<std::string> q;
@@ -99,8 +97,7 @@ std::string TableReader::string_or(const std::string& key, const std::string& fa
                                    const std::vector<std::string>& choices) {
   const toml::node* node = node_for(key);
   if (!node) return fallback;
-  const std::string expected =
-      choices.empty() ? "a string" : "one of " + quoted_choices(choices);
+  const std::string expected = choices.empty() ? "a string" : "one of " + quoted_choices(choices);
   if (!node->is_string()) fail_type(key, *node, expected);
   std::string v(node->as_string()->get());
   if (!choices.empty()) {
@@ -117,9 +114,10 @@ std::string TableReader::string_or(const std::string& key, const std::string& fa
 std::string TableReader::required_string(const std::string& key,
                                          const std::vector<std::string>& choices) {
   if (!has(key)) {
-    fail(key, "missing required key (" +
-                  (choices.empty() ? std::string("a string") : "one of " + quoted_choices(choices)) +
-                  ")");
+    fail(key,
+         "missing required key (" +
+             (choices.empty() ? std::string("a string") : "one of " + quoted_choices(choices)) +
+             ")");
   }
   return string_or(key, "", choices);
 }
@@ -186,8 +184,7 @@ std::vector<double> TableReader::number_list_or(const std::string& key,
 
 LayeredTable TableReader::table(const std::string& key) {
   const toml::node* node = node_for(key);
-  if (!node) return LayeredTable({}, table_.key_path(key));
-  if (!node->is_table()) fail_type(key, *node, "a table");
+  if (node && !node->is_table()) fail_type(key, *node, "a table");
   return table_.sub_table(key);
 }
 

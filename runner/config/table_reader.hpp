@@ -31,8 +31,7 @@ class TableReader {
   bool bool_or(const std::string& key, bool fallback);
   std::string string_or(const std::string& key, const std::string& fallback,
                         const std::vector<std::string>& choices = {});
-  std::string required_string(const std::string& key,
-                              const std::vector<std::string>& choices = {});
+  std::string required_string(const std::string& key, const std::vector<std::string>& choices = {});
   std::vector<std::string> string_list_or(const std::string& key,
                                           const std::vector<std::string>& fallback);
   std::vector<std::int64_t> int_list_or(const std::string& key,

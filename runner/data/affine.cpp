@@ -8,8 +8,9 @@ namespace exprun {
 Affine Affine::after(const Affine& first) const {
   const auto& a = m;
   const auto& b = first.m;
-  return Affine{{a[0] * b[0] + a[1] * b[3], a[0] * b[1] + a[1] * b[4], a[0] * b[2] + a[1] * b[5] + a[2],
-                 a[3] * b[0] + a[4] * b[3], a[3] * b[1] + a[4] * b[4], a[3] * b[2] + a[4] * b[5] + a[5]}};
+  return Affine{{a[0] * b[0] + a[1] * b[3], a[0] * b[1] + a[1] * b[4],
+                 a[0] * b[2] + a[1] * b[5] + a[2], a[3] * b[0] + a[4] * b[3],
+                 a[3] * b[1] + a[4] * b[4], a[3] * b[2] + a[4] * b[5] + a[5]}};
 }
 
 Affine Affine::inverse() const {

@@ -27,8 +27,9 @@ BatchLoader::BatchLoader(std::shared_ptr<const sdk::Dataset> dataset,
       workers_(workers),
       augment_(augment),
       seed_(seed),
-      batch_count_((order_.size() + static_cast<std::size_t>(batch_size) - 1) /
-                   static_cast<std::size_t>(batch_size)) {
+      batch_count_(batch_size < 1 ? 0
+                                  : (order_.size() + static_cast<std::size_t>(batch_size) - 1) /
+                                        static_cast<std::size_t>(batch_size)) {
   if (batch_size_ < 1) throw std::invalid_argument("batch size must be at least 1");
   fill_queue();
 }
@@ -63,8 +64,7 @@ Batch BatchLoader::make_batch(std::size_t batch_index) const {
 
 void BatchLoader::fill_queue() {
   if (workers_ == 0) return;
-  while (next_to_start_ < batch_count_ &&
-         pending_.size() < static_cast<std::size_t>(workers_)) {
+  while (next_to_start_ < batch_count_ && pending_.size() < static_cast<std::size_t>(workers_)) {
     const std::size_t index = next_to_start_++;
     pending_.push_back(std::async(std::launch::async, [this, index] { return make_batch(index); }));
   }

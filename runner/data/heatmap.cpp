@@ -1,5 +1,6 @@
 #include "data/heatmap.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace exprun {
@@ -7,19 +8,33 @@ namespace {
 
 constexpr double kPositive = 1e-10;
 
-// Offset of the vertex of the parabola through (-1, a), (0, b), (1, c), within half a cell.
+// Offset of the vertex of the parabola through (-1, a), (0, b), (1, c); 0 when it is not a
+// maximum.
 double vertex_offset(double a, double b, double c) {
   const double curvature = a - 2 * b + c;
-  if (curvature >= 0) return 0;  // not a maximum: keep the arg-max cell
-  const double offset = 0.5 * (a - c) / curvature;
-  return std::clamp(offset, -0.5, 0.5);
+  if (curvature >= 0) return 0;
+  return 0.5 * (a - c) / curvature;
 }
 
-double refine(double left, double centre, double right) {
+// A Gaussian is a parabola in the log domain, so the fit is exact on a noiseless target.
+double fitted_offset(double left, double centre, double right) {
   if (left > kPositive && centre > kPositive && right > kPositive) {
     return vertex_offset(std::log(left), std::log(centre), std::log(right));
   }
   return vertex_offset(left, centre, right);
+}
+
+// Sub-pixel position along one axis of the arg-max cell `peak` of a line of `size` values. At
+// the border the three cells nearest the peak are fitted instead of the peak and its two
+// neighbours, so a landmark in the first or last cell is still refined. The result stays
+// within half a cell of the peak.
+template <typename ValueAt>
+double refine_axis(std::int64_t peak, std::int64_t size, ValueAt value_at) {
+  if (size < 3) return static_cast<double>(peak);
+  const std::int64_t centre = std::clamp<std::int64_t>(peak, 1, size - 2);
+  const double offset = fitted_offset(value_at(centre - 1), value_at(centre), value_at(centre + 1));
+  const double position = static_cast<double>(centre) + offset;
+  return std::clamp(position, peak - 0.5, peak + 0.5);
 }
 
 }  // namespace
@@ -27,7 +42,7 @@ double refine(double left, double centre, double right) {
 torch::Tensor encode_heatmaps(const torch::Tensor& landmarks, std::int64_t height,
                               std::int64_t width, double sigma) {
   auto points = landmarks.to(torch::kFloat64);
-  auto valid = torch::isfinite(points).all(1);                         // K
+  auto valid = torch::isfinite(points).all(1);  // K
   auto safe = torch::where(valid.unsqueeze(1), points, torch::zeros_like(points));
   auto xs = torch::arange(width, torch::kFloat64).view({1, 1, width});
   auto ys = torch::arange(height, torch::kFloat64).view({1, height, 1});
@@ -50,11 +65,9 @@ torch::Tensor decode_heatmaps(const torch::Tensor& heatmaps) {
   for (std::int64_t i = 0; i < n; ++i) {
     for (std::int64_t j = 0; j < k; ++j) {
       const std::int64_t y = idx[i][j] / w, x = idx[i][j] % w;
-      double fx = static_cast<double>(x), fy = static_cast<double>(y);
-      if (x > 0 && x + 1 < w) fx += refine(m[i][j][y][x - 1], m[i][j][y][x], m[i][j][y][x + 1]);
-      if (y > 0 && y + 1 < h) fy += refine(m[i][j][y - 1][x], m[i][j][y][x], m[i][j][y + 1][x]);
-      o[i][j][0] = fx;
-      o[i][j][1] = fy;
+      const auto map = m[i][j];
+      o[i][j][0] = refine_axis(x, w, [&](std::int64_t c) { return map[y][c]; });
+      o[i][j][1] = refine_axis(y, h, [&](std::int64_t r) { return map[r][x]; });
     }
   }
   return out;

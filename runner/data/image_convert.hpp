@@ -1,8 +1,8 @@
 // Turns whatever a dataset reader hands over into the float grey image the pipeline works on.
 #pragma once
 
-#include <opencv2/core.hpp>
 #include <torch/torch.h>
+#include <opencv2/core.hpp>
 
 namespace exprun {
 

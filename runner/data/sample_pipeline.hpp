@@ -2,8 +2,8 @@
 // (remembering the map back to original pixels), augment (training only), Gaussian targets.
 #pragma once
 
-#include <exprun/sdk/dataset.hpp>
 #include <torch/torch.h>
+#include <exprun/sdk/dataset.hpp>
 
 #include <cstdint>
 #include <string>

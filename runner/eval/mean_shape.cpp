@@ -4,9 +4,9 @@ namespace exprun {
 namespace {
 
 torch::Tensor image_size(const SampleMeta& meta) {
-  return torch::tensor({static_cast<double>(meta.original_width),
-                        static_cast<double>(meta.original_height)},
-                       torch::kFloat64);
+  return torch::tensor(
+      {static_cast<double>(meta.original_width), static_cast<double>(meta.original_height)},
+      torch::kFloat64);
 }
 
 }  // namespace

@@ -54,7 +54,9 @@ Metrics compute_metrics(const std::vector<std::vector<double>>& errors_mm,
 
 nlohmann::json to_json(const ErrorSummary& summary) {
   // JSON has no NaN: an empty summary reports null.
-  auto number = [](double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); };
+  auto number = [](double v) {
+    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+  };
   nlohmann::json sdr = nlohmann::json::object();
   for (std::size_t t = 0; t < kSdrThresholdsMm.size(); ++t) {
     char key[16];

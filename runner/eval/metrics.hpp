@@ -13,8 +13,8 @@ namespace exprun {
 inline const std::vector<double> kSdrThresholdsMm = {2.0, 2.5, 3.0, 4.0};
 
 struct ErrorSummary {
-  double mre = 0;  // mean radial error, mm
-  double sd = 0;   // population standard deviation of the radial errors, mm
+  double mre = 0;           // mean radial error, mm
+  double sd = 0;            // population standard deviation of the radial errors, mm
   std::vector<double> sdr;  // percent of errors <= each threshold in kSdrThresholdsMm
   std::size_t count = 0;    // errors summarised (missing landmarks excluded)
 };

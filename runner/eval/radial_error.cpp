@@ -13,7 +13,8 @@ torch::Tensor heatmap_to_original(const torch::Tensor& predicted_heatmap_coords,
   for (std::int64_t i = 0; i < coords.size(0); ++i) {
     const Affine& back = meta.at(static_cast<std::size_t>(i)).input_to_original;
     for (std::int64_t j = 0; j < coords.size(1); ++j) {
-      auto p = back.apply(heatmap_to_input(c[i][j][0], stride), heatmap_to_input(c[i][j][1], stride));
+      auto p =
+          back.apply(heatmap_to_input(c[i][j][0], stride), heatmap_to_input(c[i][j][1], stride));
       c[i][j][0] = p[0];
       c[i][j][1] = p[1];
     }

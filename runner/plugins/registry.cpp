@@ -37,7 +37,9 @@ std::string LoadedPlugin::full_name() const {
 std::optional<sdk::PluginKind> parse_kind(const std::string& text) {
   for (auto kind : kAllKinds) {
     std::string folder = sdk::kind_folder(kind);
-    std::string singular = folder == "losses" ? "loss" : folder == "memory" ? "memory" : folder.substr(0, folder.size() - 1);
+    std::string singular = folder == "losses"   ? "loss"
+                           : folder == "memory" ? "memory"
+                                                : folder.substr(0, folder.size() - 1);
     if (text == folder || text == singular) return kind;
   }
   return std::nullopt;
@@ -88,7 +90,8 @@ void Registry::load_directories(const std::vector<fs::path>& dirs, std::size_t r
 
 void Registry::load_file(const fs::path& file) {
   std::error_code ec;
-  if (!fs::exists(file, ec)) throw PluginLoadError("plugin library " + file.string() + " not found");
+  if (!fs::exists(file, ec))
+    throw PluginLoadError("plugin library " + file.string() + " not found");
   auto lib = std::make_shared<boost::dll::shared_library>();
   try {
     lib->load(file.string(), boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
@@ -130,7 +133,8 @@ const LoadedPlugin& Registry::find(sdk::PluginKind kind, const std::string& name
   std::vector<std::string> names;
   for (const auto& [full, plugin] : plugins_)
     if (plugin.kind() == kind) names.push_back(plugin.name());
-  std::string message = "no " + folder + " plugin named \"" + name + "\"" + did_you_mean(name, names);
+  std::string message =
+      "no " + folder + " plugin named \"" + name + "\"" + did_you_mean(name, names);
   message += names.empty() ? " (none of this kind is loaded" : " (available: " + join(names, ", ");
   message += "; searched ";
   std::vector<std::string> dirs;
@@ -151,18 +155,25 @@ const LoadedPlugin& Registry::find(const std::string& qualified_name) const {
     return find(*kind, qualified_name.substr(slash + 1));
   }
   std::vector<const LoadedPlugin*> matches;
-  std::vector<std::string> all;
+  std::vector<std::string> bare_names;
   for (const auto& [full, plugin] : plugins_) {
     if (plugin.name() == qualified_name) matches.push_back(&plugin);
-    all.push_back(full);
+    bare_names.push_back(plugin.name());
   }
   if (matches.size() == 1) return *matches.front();
   if (matches.size() > 1) {
     throw std::runtime_error("\"" + qualified_name + "\" names plugins of several kinds; write " +
                              "KIND/" + qualified_name);
   }
-  throw std::runtime_error("no plugin named \"" + qualified_name + "\"" +
-                           did_you_mean(qualified_name, all));
+  // Distances are measured on bare names (the user typed one), but the
+  // suggestion is the full KIND/NAME so it can be pasted as it stands.
+  std::vector<std::string> suggestions;
+  for (const auto& close : closest_matches(qualified_name, bare_names))
+    for (const auto& [full, plugin] : plugins_)
+      if (plugin.name() == close &&
+          std::find(suggestions.begin(), suggestions.end(), full) == suggestions.end())
+        suggestions.push_back(full);
+  throw std::runtime_error("no plugin named \"" + qualified_name + "\"" + suggest(suggestions));
 }
 
 std::vector<const LoadedPlugin*> Registry::list() const {
@@ -184,8 +195,7 @@ std::shared_ptr<sdk::Dataset> Registry::make_dataset(const std::string& name,
   return plugin.info->make_dataset(params, context);
 }
 
-std::shared_ptr<sdk::Model> Registry::make_model(const std::string& name,
-                                                 const sdk::Params& params,
+std::shared_ptr<sdk::Model> Registry::make_model(const std::string& name, const sdk::Params& params,
                                                  const sdk::ModelContext& context) const {
   const auto& plugin = find(sdk::PluginKind::Model, name);
   return plugin.info->make_model(params, context);

@@ -46,13 +46,12 @@ class Registry : public SchemaSource {
   // Where plugins are looked for, in order: the --plugins directories, EXPRUN_PLUGIN_PATH
   // (':'-separated), then the plugins/ folder beside the executable (build tree) and
   // ../lib/exprun/plugins (install tree).
-  static std::vector<std::filesystem::path> search_path(
-      const std::vector<std::string>& cli_dirs, const std::filesystem::path& executable);
+  static std::vector<std::filesystem::path> search_path(const std::vector<std::string>& cli_dirs,
+                                                        const std::filesystem::path& executable);
 
   // Loads every exprun-*.so in each directory. A directory named on the command line must
   // exist; the default ones may not.
-  void load_directories(const std::vector<std::filesystem::path>& dirs,
-                        std::size_t required_count);
+  void load_directories(const std::vector<std::filesystem::path>& dirs, std::size_t required_count);
   // Loads one library; throws PluginLoadError for a missing file, a missing export, an ABI
   // mismatch or a name already taken.
   void load_file(const std::filesystem::path& file);

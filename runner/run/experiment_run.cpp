@@ -114,7 +114,8 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   for (const auto& o : experiment.overrides) input += ", --set " + o;
   input += "\n" + experiment.source_text;
   write_file_atomically(outcome.run_dir / "experiment.toml", input);
-  write_file_atomically(outcome.run_dir / "resolved.toml", resolved_config_toml(to_json(experiment)));
+  write_file_atomically(outcome.run_dir / "resolved.toml",
+                        resolved_config_toml(to_json(experiment)));
 
   RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads);
   report.write();
@@ -152,4 +153,3 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
 }
 
 }  // namespace exprun
-

@@ -35,11 +35,11 @@ auto with_archive(const std::filesystem::path& path, F&& f) {
     archive.load_from(path.string());
     return f(archive);
   } catch (const c10::Error& e) {
-    throw std::runtime_error("checkpoint " + path.string() + " is unreadable or damaged: " +
-                             e.what_without_backtrace());
+    throw std::runtime_error("checkpoint " + path.string() +
+                             " is unreadable or damaged: " + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint " + path.string() + " is unreadable or damaged: " +
-                             e.what());
+    throw std::runtime_error("checkpoint " + path.string() +
+                             " is unreadable or damaged: " + e.what());
   }
 }
 
@@ -70,7 +70,8 @@ void save_checkpoint(const std::filesystem::path& path, sdk::Model& model,
     strategies[i]->save(strategy_archive);
     archive.write("memory." + std::to_string(i), strategy_archive);
   }
-  replace_atomically(path, [&](const std::filesystem::path& temp) { archive.save_to(temp.string()); });
+  replace_atomically(path,
+                     [&](const std::filesystem::path& temp) { archive.save_to(temp.string()); });
 }
 
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path) {

@@ -2,9 +2,9 @@
 // checkpoint belongs to the stage it is loaded into. Always written atomically.
 #pragma once
 
+#include <torch/torch.h>
 #include <exprun/sdk/memory_strategy.hpp>
 #include <exprun/sdk/model.hpp>
-#include <torch/torch.h>
 
 #include <filesystem>
 #include <memory>

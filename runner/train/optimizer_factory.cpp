@@ -7,16 +7,16 @@ namespace exprun {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& c,
                                                         std::vector<torch::Tensor> parameters) {
   if (c.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        parameters, torch::optim::AdamOptions(c.lr)
-                        .betas({c.betas.at(0), c.betas.at(1)})
-                        .weight_decay(c.weight_decay));
+    return std::make_unique<torch::optim::Adam>(parameters,
+                                                torch::optim::AdamOptions(c.lr)
+                                                    .betas({c.betas.at(0), c.betas.at(1)})
+                                                    .weight_decay(c.weight_decay));
   }
   if (c.name == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(
-        parameters, torch::optim::AdamWOptions(c.lr)
-                        .betas({c.betas.at(0), c.betas.at(1)})
-                        .weight_decay(c.weight_decay));
+    return std::make_unique<torch::optim::AdamW>(parameters,
+                                                 torch::optim::AdamWOptions(c.lr)
+                                                     .betas({c.betas.at(0), c.betas.at(1)})
+                                                     .weight_decay(c.weight_decay));
   }
   if (c.name == "sgd") {
     return std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(c.lr)

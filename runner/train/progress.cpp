@@ -23,18 +23,18 @@ void Progress::step(std::int64_t step, double loss, double lr, double images_per
   const auto interval = tty_ ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10000);
   if (now - last_print_ < interval && step != steps_) return;
   last_print_ = now;
-  std::fprintf(stderr, "%s[%s] epoch %lld/%lld step %lld/%lld  loss %.5f  lr %.2e  %.1f img/s  ETA %s%s",
-               tty_ ? "\r\033[K" : "", stage_.c_str(), static_cast<long long>(epoch_ + 1),
-               static_cast<long long>(epochs_), static_cast<long long>(step),
-               static_cast<long long>(steps_), loss, lr, images_per_second,
-               format_duration(seconds_left).c_str(), tty_ ? "" : "\n");
+  std::fprintf(
+      stderr, "%s[%s] epoch %lld/%lld step %lld/%lld  loss %.5f  lr %.2e  %.1f img/s  ETA %s%s",
+      tty_ ? "\r\033[K" : "", stage_.c_str(), static_cast<long long>(epoch_ + 1),
+      static_cast<long long>(epochs_), static_cast<long long>(step), static_cast<long long>(steps_),
+      loss, lr, images_per_second, format_duration(seconds_left).c_str(), tty_ ? "" : "\n");
   line_open_ = tty_;
   std::fflush(stderr);
 }
 
 void Progress::end_epoch(const std::string& summary) {
-  std::fprintf(stderr, "%s[%s] epoch %lld/%lld  %s\n", line_open_ ? "\r\033[K" : "",
-               stage_.c_str(), static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
+  std::fprintf(stderr, "%s[%s] epoch %lld/%lld  %s\n", line_open_ ? "\r\033[K" : "", stage_.c_str(),
+               static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_),
                summary.c_str());
   line_open_ = false;
   std::fflush(stderr);

@@ -64,10 +64,11 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
     throw ConfigError(stage.where + ": stages." + stage.name + ".device: " + e.what());
   }
   const auto& reader = stage.data.reader;
-  for (const auto& [split, slot] :
-       {std::pair{stage.data.train_split, &out.train}, std::pair{stage.data.val_split, &out.valid}}) {
+  for (const auto& [split, slot] : {std::pair{stage.data.train_split, &out.train},
+                                    std::pair{stage.data.val_split, &out.valid}}) {
     sdk::DatasetContext context{split, experiment.seed};
-    *slot = building(reader, [&] { return registry.make_dataset(reader.name, reader.params, context); });
+    *slot = building(reader,
+                     [&] { return registry.make_dataset(reader.name, reader.params, context); });
     if ((*slot)->size() == 0) {
       throw ConfigError(reader.where + ": " + reader.key_path + ": the " + split +
                         " split of datasets/" + reader.name + " holds no samples");
@@ -98,9 +99,8 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   sdk::MemoryContext memory_context{stage.memory.effective_batch, stage.memory.micro_batch,
                                     out.device};
   for (const auto& choice : stage.memory.strategies) {
-    auto strategy = building(choice, [&] {
-      return registry.make_memory(choice.name, choice.params, memory_context);
-    });
+    auto strategy = building(
+        choice, [&] { return registry.make_memory(choice.name, choice.params, memory_context); });
     building(choice, [&] {
       strategy->prepare(*out.model);
       return 0;
@@ -133,18 +133,19 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   // One image through the model now, so that a shape mismatch is reported before training.
   torch::NoGradGuard no_grad;
   out.model->eval();
-  auto probe = torch::zeros({1, stage.data.channels, stage.data.input_height, stage.data.input_width},
-                            torch::TensorOptions().device(out.device));
+  auto probe =
+      torch::zeros({1, stage.data.channels, stage.data.input_height, stage.data.input_width},
+                   torch::TensorOptions().device(out.device));
   auto heatmaps = building(stage.model, [&] { return out.model->forward(probe); });
   out.model->train();
   const std::vector<std::int64_t> expected = {1, k, out.pipeline->heatmap_height(),
                                               out.pipeline->heatmap_width()};
   if (heatmaps.sizes().vec() != expected) {
-    throw ConfigError(stage.model.where + ": " + stage.model.key_path + ": models/" +
-                      stage.model.name + " returned heatmaps of shape " +
-                      c10::str(heatmaps.sizes()) + " for a " + std::to_string(stage.data.input_width) +
-                      "x" + std::to_string(stage.data.input_height) + " input; expected " +
-                      c10::str(c10::IntArrayRef(expected)));
+    throw ConfigError(
+        stage.model.where + ": " + stage.model.key_path + ": models/" + stage.model.name +
+        " returned heatmaps of shape " + c10::str(heatmaps.sizes()) + " for a " +
+        std::to_string(stage.data.input_width) + "x" + std::to_string(stage.data.input_height) +
+        " input; expected " + c10::str(c10::IntArrayRef(expected)));
   }
   return out;
 }

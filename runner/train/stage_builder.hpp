@@ -2,8 +2,8 @@
 // loss, memory strategies, the sample pipeline. `exprun plan` stops here; training goes on.
 #pragma once
 
-#include <exprun/sdk/sdk.hpp>
 #include <torch/torch.h>
+#include <exprun/sdk/sdk.hpp>
 
 #include <memory>
 #include <string>

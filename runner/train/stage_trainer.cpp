@@ -173,8 +173,13 @@ nlohmann::json StageTrainer::run() {
     metrics_lines += line.dump() + "\n";
     write_file_atomically(metrics_file, metrics_lines);
 
-    CheckpointInfo info{experiment_.name, config_.name, epoch + 1, best_mre_, best_epoch_,
-                        config_.memory.effective_batch, config_.memory.micro_batch,
+    CheckpointInfo info{experiment_.name,
+                        config_.name,
+                        epoch + 1,
+                        best_mre_,
+                        best_epoch_,
+                        config_.memory.effective_batch,
+                        config_.memory.micro_batch,
                         to_json(config_).dump()};
     save_checkpoint(checkpoints / "latest.pt", *stage_.model, *optimizer_, stage_.strategies, info);
     if (improved) {
@@ -227,7 +232,7 @@ nlohmann::json StageTrainer::stage_report() const {
       {"model",
        {{"plugin", config_.model.name},
         {"parameters", stage_.parameter_count},
-        {"multiply_adds", stage_.multiply_adds}}},
+        {"multiply_adds", static_cast<std::int64_t>(std::llround(stage_.multiply_adds))}}},
       {"data",
        {{"plugin", config_.data.reader.name},
         {"train_samples", stage_.train->size()},

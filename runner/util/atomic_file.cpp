@@ -21,8 +21,7 @@ void sync_file(const fs::path& path) {
 
 }  // namespace
 
-void replace_atomically(const fs::path& target,
-                        const std::function<void(const fs::path&)>& write) {
+void replace_atomically(const fs::path& target, const std::function<void(const fs::path&)>& write) {
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
   const fs::path temp = target.string() + ".tmp-" + std::to_string(::getpid());
   try {

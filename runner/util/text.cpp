@@ -4,8 +4,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <sstream>
 #include <numeric>
+#include <sstream>
 
 namespace exprun {
 
@@ -47,7 +47,10 @@ std::vector<std::string> closest_matches(const std::string& word,
 }
 
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
-  auto matches = closest_matches(word, candidates);
+  return suggest(closest_matches(word, candidates));
+}
+
+std::string suggest(const std::vector<std::string>& matches) {
   if (matches.empty()) return "";
   std::string out = "; did you mean ";
   for (std::size_t i = 0; i < matches.size(); ++i) {

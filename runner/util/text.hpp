@@ -17,6 +17,9 @@ std::vector<std::string> closest_matches(const std::string& word,
 // "; did you mean 'sigma'?" or "; did you mean 'a' or 'b'?", or "" when nothing is close.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
+// The same wording for suggestions the caller has already chosen.
+std::string suggest(const std::vector<std::string>& matches);
+
 std::string join(const std::vector<std::string>& items, const std::string& separator);
 
 // "1h02m", "3m05s", "12s" for progress lines and summaries.

@@ -72,11 +72,11 @@ bool convert_list(ParamType want, ParamValue& value) {
       return true;
     }
   }
-  if (want == ParamType::IntList) {
-    if (auto* dbl = std::get_if<std::vector<double>>(&value); dbl && dbl->empty()) {
-      value = std::vector<std::int64_t>{};
-      return true;
-    }
+  // An empty TOML array carries no element type; the reader hands it over as an empty list of
+  // numbers, and it is an empty list of whatever the parameter wants.
+  if (auto* dbl = std::get_if<std::vector<double>>(&value); dbl && dbl->empty()) {
+    if (want == ParamType::IntList) value = std::vector<std::int64_t>{};
+    if (want == ParamType::StringList) value = std::vector<std::string>{};
   }
   return type_of(value) == want;
 }
@@ -116,8 +116,7 @@ ParamType type_of(const ParamValue& value) {
         if constexpr (std::is_same_v<T, std::vector<std::int64_t>>) return ParamType::IntList;
         if constexpr (std::is_same_v<T, std::vector<double>>) return ParamType::FloatList;
         if constexpr (std::is_same_v<T, std::vector<std::string>>) return ParamType::StringList;
-        if constexpr (std::is_same_v<T, std::map<std::string, double>>)
-          return ParamType::FloatMap;
+        if constexpr (std::is_same_v<T, std::map<std::string, double>>) return ParamType::FloatMap;
       },
       value);
 }
@@ -215,15 +214,15 @@ ParamSchema& ParamSchema::add(ParamSpec spec) {
   return *this;
 }
 
-#define EXPRUN_ADD_TYPED(METHOD, CPP_TYPE, PARAM_TYPE)                                     \
-  ParamSchema& ParamSchema::METHOD(std::string name, std::optional<CPP_TYPE> def,          \
-                                   std::string doc) {                                      \
-    ParamSpec spec;                                                                        \
-    spec.name = std::move(name);                                                           \
-    spec.type = PARAM_TYPE;                                                                \
-    if (def) spec.default_value = ParamValue(std::move(*def));                             \
-    spec.doc = std::move(doc);                                                             \
-    return add(std::move(spec));                                                           \
+#define EXPRUN_ADD_TYPED(METHOD, CPP_TYPE, PARAM_TYPE)                            \
+  ParamSchema& ParamSchema::METHOD(std::string name, std::optional<CPP_TYPE> def, \
+                                   std::string doc) {                             \
+    ParamSpec spec;                                                               \
+    spec.name = std::move(name);                                                  \
+    spec.type = PARAM_TYPE;                                                       \
+    if (def) spec.default_value = ParamValue(std::move(*def));                    \
+    spec.doc = std::move(doc);                                                    \
+    return add(std::move(spec));                                                  \
   }
 EXPRUN_ADD_TYPED(add_bool, bool, ParamType::Bool)
 EXPRUN_ADD_TYPED(add_int, std::int64_t, ParamType::Int)
@@ -273,8 +272,8 @@ Params Params::resolve(const ParamSchema& schema, std::map<std::string, ParamVal
   for (const auto& spec : schema.specs()) {
     if (out.count(spec.name)) continue;
     if (spec.required())
-      throw ParamError("missing required parameter '" + spec.name + "' (" +
-                       type_name(spec.type) + ": " + spec.doc + ")");
+      throw ParamError("missing required parameter '" + spec.name + "' (" + type_name(spec.type) +
+                       ": " + spec.doc + ")");
     out[spec.name] = *spec.default_value;
   }
   return Params(std::move(out));
@@ -295,9 +294,7 @@ const T& Params::get_as(const std::string& name) const {
 }
 
 bool Params::get_bool(const std::string& name) const { return get_as<bool>(name); }
-std::int64_t Params::get_int(const std::string& name) const {
-  return get_as<std::int64_t>(name);
-}
+std::int64_t Params::get_int(const std::string& name) const { return get_as<std::int64_t>(name); }
 double Params::get_float(const std::string& name) const {
   const ParamValue& v = get(name);
   if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);

@@ -19,8 +19,35 @@ inline Vec2 operator*(double s, Vec2 a) { return {s * a.x, s * a.y}; }
 
 // Indices in the Aariz file order (exprun::sdk::aariz_landmarks()).
 enum Landmark : std::size_t {
-  kA, kANS, kB, kMe, kN, kOr, kPog, kPNS, kPn, kR, kS, kAr, kCo, kGn, kGo, kPo,
-  kLPM, kLIT, kLMT, kUPM, kUIA, kUIT, kUMT, kLIA, kLi, kLs, kSoftN, kSoftPog, kSn,
+  kA,
+  kANS,
+  kB,
+  kMe,
+  kN,
+  kOr,
+  kPog,
+  kPNS,
+  kPn,
+  kR,
+  kS,
+  kAr,
+  kCo,
+  kGn,
+  kGo,
+  kPo,
+  kLPM,
+  kLIT,
+  kLMT,
+  kUPM,
+  kUIA,
+  kUIT,
+  kUMT,
+  kLIA,
+  kLi,
+  kLs,
+  kSoftN,
+  kSoftPog,
+  kSn,
   kLandmarkCount
 };
 

@@ -54,7 +54,8 @@ void Canvas::add_layer(const std::vector<cv::Point>& points, int pad, double val
   cv::Mat layer(box.size(), CV_32F, cv::Scalar(0));
   std::vector<cv::Point> shifted;
   shifted.reserve(points.size());
-  const cv::Point origin(box.x * static_cast<int>(kFixedScale), box.y * static_cast<int>(kFixedScale));
+  const cv::Point origin(box.x * static_cast<int>(kFixedScale),
+                         box.y * static_cast<int>(kFixedScale));
   for (const auto& p : points) shifted.push_back(p - origin);
   draw(layer, shifted, value);
   image_(visible) += layer(visible - box.tl());
@@ -75,15 +76,14 @@ void Canvas::stroke(const std::vector<Vec2>& line_mm, double thickness_mm, doubl
   add_layer(to_fixed_point(line_mm), thickness + 2, value,
             [&](cv::Mat& layer, const std::vector<cv::Point>& pts, double v) {
               std::vector<std::vector<cv::Point>> lines{pts};
-              cv::polylines(layer, lines, closed, cv::Scalar(v), thickness, cv::LINE_8,
-                            kShiftBits);
+              cv::polylines(layer, lines, closed, cv::Scalar(v), thickness, cv::LINE_8, kShiftBits);
             });
 }
 
 cv::Mat Canvas::result() const {
   cv::Mat out;
-  cv::resize(image_, out, cv::Size(image_.cols / kSupersample, image_.rows / kSupersample), 0,
-             0, cv::INTER_AREA);
+  cv::resize(image_, out, cv::Size(image_.cols / kSupersample, image_.rows / kSupersample), 0, 0,
+             cv::INTER_AREA);
   return out;
 }
 
@@ -91,11 +91,13 @@ std::vector<Vec2> smooth_curve(const std::vector<Vec2>& points, bool closed, int
   const std::size_t n = points.size();
   if (n < 3) return points;
   auto at = [&](std::ptrdiff_t i) -> Vec2 {
-    if (closed) return points[static_cast<std::size_t>((i % static_cast<std::ptrdiff_t>(n) + n) % n)];
+    if (closed)
+      return points[static_cast<std::size_t>((i % static_cast<std::ptrdiff_t>(n) + n) % n)];
     return points[static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(i, 0, n - 1))];
   };
   std::vector<Vec2> out;
-  const std::ptrdiff_t spans = closed ? static_cast<std::ptrdiff_t>(n) : static_cast<std::ptrdiff_t>(n) - 1;
+  const std::ptrdiff_t spans =
+      closed ? static_cast<std::ptrdiff_t>(n) : static_cast<std::ptrdiff_t>(n) - 1;
   for (std::ptrdiff_t i = 0; i < spans; ++i) {
     const Vec2 p0 = at(i - 1), p1 = at(i), p2 = at(i + 1), p3 = at(i + 2);
     for (int k = 0; k < per_span; ++k) {

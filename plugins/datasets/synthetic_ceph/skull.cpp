@@ -53,29 +53,28 @@ void draw_skull(Canvas& c, const LandmarkSet& s, const Densities& d) {
   const Vec2 S = s[kS], N = s[kN];
 
   // Soft tissue: the head's outline, with the profile through the soft-tissue landmarks.
-  c.fill(smooth_curve({s[kSoftN], s[kSoftN] + Vec2{12, 14}, s[kPn], s[kPn] + Vec2{-7, 11},
-                       s[kSn], s[kLs], s[kLs] + Vec2{-5, 10}, s[kLi], s[kLi] + Vec2{-8, 14},
-                       s[kSoftPog], s[kSoftPog] + Vec2{-14, 16}, s[kSoftPog] + Vec2{-40, 36},
-                       S + Vec2{-20, 190}, S + Vec2{-70, 150}, S + Vec2{-115, 40},
-                       S + Vec2{-105, -55}, S + Vec2{-40, -102}, S + Vec2{45, -94},
-                       s[kSoftN] + Vec2{-4, -40}},
+  c.fill(smooth_curve({s[kSoftN], s[kSoftN] + Vec2{12, 14}, s[kPn], s[kPn] + Vec2{-7, 11}, s[kSn],
+                       s[kLs], s[kLs] + Vec2{-5, 10}, s[kLi], s[kLi] + Vec2{-8, 14}, s[kSoftPog],
+                       s[kSoftPog] + Vec2{-14, 16}, s[kSoftPog] + Vec2{-40, 36}, S + Vec2{-20, 190},
+                       S + Vec2{-70, 150}, S + Vec2{-115, 40}, S + Vec2{-105, -55},
+                       S + Vec2{-40, -102}, S + Vec2{45, -94}, s[kSoftN] + Vec2{-4, -40}},
                       true),
          d.soft_tissue);
 
   // Cranial vault ending at nasion, and the nasal bone starting there at an angle.
-  c.stroke(smooth_curve({S + Vec2{-85, 60}, S + Vec2{-103, 5}, S + Vec2{-92, -52},
-                         S + Vec2{-35, -90}, S + Vec2{22, -80}, N + Vec2{-12, -40},
-                         N + Vec2{-3, -12}, N},
-                        false),
-           6.0, d.bone, false);
+  c.stroke(
+      smooth_curve({S + Vec2{-85, 60}, S + Vec2{-103, 5}, S + Vec2{-92, -52}, S + Vec2{-35, -90},
+                    S + Vec2{22, -80}, N + Vec2{-12, -40}, N + Vec2{-3, -12}, N},
+                   false),
+      6.0, d.bone, false);
   c.stroke({N, N + Vec2{6, 12}, N + Vec2{12, 26}}, 2.0, d.bone + d.cortex, false);
   // Anterior cranial base from sella to the frontal bone; the posterior one down past
   // articulare, where the ramus crosses it.
-  c.stroke(smooth_curve({S + Vec2{7, -3}, S + Vec2{30, -8}, N + Vec2{-12, 2}}, false), 3.0,
-           d.bone, false);
-  c.stroke(smooth_curve({S + Vec2{-7, 2}, S + Vec2{-10, 14}, s[kAr] + Vec2{2, -3},
-                         s[kAr] + Vec2{-14, 10}},
-                        false),
+  c.stroke(smooth_curve({S + Vec2{7, -3}, S + Vec2{30, -8}, N + Vec2{-12, 2}}, false), 3.0, d.bone,
+           false);
+  c.stroke(smooth_curve(
+               {S + Vec2{-7, 2}, S + Vec2{-10, 14}, s[kAr] + Vec2{2, -3}, s[kAr] + Vec2{-14, 10}},
+               false),
            4.0, d.bone, false);
 
   // Sella turcica: the cup below and around S, with the clinoid processes above it.
@@ -109,13 +108,29 @@ void draw_skull(Canvas& c, const LandmarkSet& s, const Densities& d) {
   // gonion, lower border to menton, the chin (gnathion, pogonion) and B point below the
   // alveolar crest; back over the premolars and molars to the coronoid and the sigmoid notch.
   const Vec2 coronoid = s[kR] + Vec2{24, -30};
-  std::vector<Vec2> mandible = smooth_curve(
-      {s[kCo], s[kCo] + Vec2{-3.5, 3}, s[kAr], s[kR], s[kGo] + Vec2{-3, -10}, s[kGo],
-       s[kGo] + Vec2{10, 9}, s[kMe] + Vec2{-16, 0}, s[kMe], s[kGn], s[kPog],
-       s[kPog] + Vec2{-0.5, -6}, s[kB], s[kB] + Vec2{3, -11}, s[kLIT] + Vec2{-5, 6},
-       s[kLPM] + Vec2{0, 5}, s[kLMT] + Vec2{-12, 5}, coronoid + Vec2{2, 20}, coronoid,
-       coronoid + Vec2{-8, 8}, s[kCo] + Vec2{4, 7}, s[kCo] + Vec2{3.5, 2}},
-      true, 6);
+  std::vector<Vec2> mandible = smooth_curve({s[kCo],
+                                             s[kCo] + Vec2{-3.5, 3},
+                                             s[kAr],
+                                             s[kR],
+                                             s[kGo] + Vec2{-3, -10},
+                                             s[kGo],
+                                             s[kGo] + Vec2{10, 9},
+                                             s[kMe] + Vec2{-16, 0},
+                                             s[kMe],
+                                             s[kGn],
+                                             s[kPog],
+                                             s[kPog] + Vec2{-0.5, -6},
+                                             s[kB],
+                                             s[kB] + Vec2{3, -11},
+                                             s[kLIT] + Vec2{-5, 6},
+                                             s[kLPM] + Vec2{0, 5},
+                                             s[kLMT] + Vec2{-12, 5},
+                                             coronoid + Vec2{2, 20},
+                                             coronoid,
+                                             coronoid + Vec2{-8, 8},
+                                             s[kCo] + Vec2{4, 7},
+                                             s[kCo] + Vec2{3.5, 2}},
+                                            true, 6);
   c.fill(mandible, d.bone);
   c.stroke(mandible, 1.8, d.cortex, true);
 
@@ -127,12 +142,9 @@ void draw_skull(Canvas& c, const LandmarkSet& s, const Densities& d) {
     Vec2 cusp;
     double width, down;
   };
-  const Tooth teeth[] = {{s[kUMT], 10.0, 1.0},
-                         {s[kUMT] + Vec2{-10.5, -0.5}, 9.5, 1.0},
-                         {s[kUPM], 7.0, 1.0},
-                         {s[kLMT], 11.0, -1.0},
-                         {s[kLMT] + Vec2{-11.5, -0.5}, 10.0, -1.0},
-                         {s[kLPM], 7.0, -1.0}};
+  const Tooth teeth[] = {
+      {s[kUMT], 10.0, 1.0},  {s[kUMT] + Vec2{-10.5, -0.5}, 9.5, 1.0},   {s[kUPM], 7.0, 1.0},
+      {s[kLMT], 11.0, -1.0}, {s[kLMT] + Vec2{-11.5, -0.5}, 10.0, -1.0}, {s[kLPM], 7.0, -1.0}};
   for (const auto& t : teeth) {
     // Cusp tips face the other jaw: the crown of an upper tooth lies above its cusp.
     c.fill(crown(t.cusp, t.width, 7.0, t.down), d.enamel);

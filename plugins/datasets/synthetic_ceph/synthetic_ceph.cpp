@@ -167,7 +167,8 @@ class SyntheticCeph : public Dataset {
     for (int y = 0; y < image.rows; ++y) {
       auto* row = image.ptr<float>(y);
       for (int x = 0; x < image.cols; ++x) {
-        row[x] += static_cast<float>(background + tilt_x * x / image.cols + tilt_y * y / image.rows);
+        row[x] +=
+            static_cast<float>(background + tilt_x * x / image.cols + tilt_y * y / image.rows);
       }
     }
     const double sigma = uniform(rng, 0.0, blur_);

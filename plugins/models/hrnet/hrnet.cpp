@@ -18,10 +18,8 @@ namespace F = torch::nn::functional;
 
 nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int64_t stride,
                 bool bias = false) {
-  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel)
-                        .stride(stride)
-                        .padding(kernel / 2)
-                        .bias(bias));
+  return nn::Conv2d(
+      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(bias));
 }
 
 nn::BatchNorm2d batch_norm(std::int64_t channels) {
@@ -133,7 +131,8 @@ IndexedList make_layer(std::int64_t in, std::int64_t planes, std::int64_t count)
 }
 
 torch::Tensor run_layer(const IndexedListImpl& layer, std::int64_t count, torch::Tensor x) {
-  for (std::int64_t i = 0; i < count; ++i) x = layer.at<Block>(static_cast<std::size_t>(i))->forward(x);
+  for (std::int64_t i = 0; i < count; ++i)
+    x = layer.at<Block>(static_cast<std::size_t>(i))->forward(x);
   return x;
 }
 
@@ -155,8 +154,9 @@ class HighResolutionModule : public nn::Module {
       auto row = std::make_shared<IndexedListImpl>();
       for (std::size_t j = 0; j < n; ++j) {
         if (j > i) {
-          row->set(j, nn::Sequential(conv(channels[j], channels[i], 1, 1),
-                                     batch_norm(channels[i])).ptr());
+          row->set(
+              j,
+              nn::Sequential(conv(channels[j], channels[i], 1, 1), batch_norm(channels[i])).ptr());
         } else if (j < i) {
           auto chain = std::make_shared<IndexedListImpl>();
           for (std::size_t k = 0; k < i - j; ++k) {
@@ -175,7 +175,8 @@ class HighResolutionModule : public nn::Module {
 
   std::vector<torch::Tensor> forward(std::vector<torch::Tensor> x) {
     const std::size_t n = channels_.size();
-    for (std::size_t b = 0; b < n; ++b) x[b] = run_layer(*branches_->at<IndexedListImpl>(b), blocks_, x[b]);
+    for (std::size_t b = 0; b < n; ++b)
+      x[b] = run_layer(*branches_->at<IndexedListImpl>(b), blocks_, x[b]);
     if (n == 1) return x;
     std::vector<torch::Tensor> out;
     for (std::size_t i = 0; i < n; ++i) {
@@ -184,11 +185,11 @@ class HighResolutionModule : public nn::Module {
       for (std::size_t j = 0; j < n; ++j) {
         if (j > i) {
           auto y = row->at<nn::SequentialImpl>(j)->forward(x[j]);
-          sum = sum + F::interpolate(y, F::InterpolateFuncOptions()
-                                            .size(std::vector<std::int64_t>{x[i].size(2),
-                                                                            x[i].size(3)})
-                                            .mode(torch::kBilinear)
-                                            .align_corners(false));
+          sum = sum +
+                F::interpolate(y, F::InterpolateFuncOptions()
+                                      .size(std::vector<std::int64_t>{x[i].size(2), x[i].size(3)})
+                                      .mode(torch::kBilinear)
+                                      .align_corners(false));
         } else if (j < i) {
           auto chain = row->at<IndexedListImpl>(j);
           torch::Tensor y = x[j];
@@ -205,7 +206,8 @@ class HighResolutionModule : public nn::Module {
   double multiply_adds(const std::vector<double>& areas) const {
     const std::size_t n = channels_.size();
     double macs = 0;
-    for (std::size_t b = 0; b < n; ++b) macs += conv_macs_at(*branches_->at<IndexedListImpl>(b), areas[b]);
+    for (std::size_t b = 0; b < n; ++b)
+      macs += conv_macs_at(*branches_->at<IndexedListImpl>(b), areas[b]);
     if (n == 1) return macs;
     for (std::size_t i = 0; i < n; ++i) {
       auto row = fuse_->at<IndexedListImpl>(i);
@@ -237,8 +239,9 @@ class HRNet : public Model {
 
   static ParamSchema schema() {
     return ParamSchema()
-        .add_int("width", 18, "channels of the highest-resolution branch: 18, 32, 48 (paper); "
-                              "smaller (e.g. 8) for CPU runs")
+        .add_int("width", 18,
+                 "channels of the highest-resolution branch: 18, 32, 48 (paper); "
+                 "smaller (e.g. 8) for CPU runs")
         .min(1)
         .add_int_list("num_modules", std::vector<std::int64_t>{1, 4, 3},
                       "high-resolution modules in stages 2, 3 and 4")
@@ -248,7 +251,8 @@ class HRNet : public Model {
         .min(1)
         .add_int("stem_blocks", 4, "bottleneck blocks of stage 1")
         .min(1)
-        .add_int("head_channels", 0, "channels of the head's 1x1 conv; 0 = all branches (15 x width)")
+        .add_int("head_channels", 0,
+                 "channels of the head's 1x1 conv; 0 = all branches (15 x width)")
         .min(0);
   }
 
@@ -281,11 +285,11 @@ class HRNet : public Model {
     }
     std::int64_t concatenated = 0;
     for (auto c : previous) concatenated += c;
-    const std::int64_t head = p.get_int("head_channels") > 0 ? p.get_int("head_channels")
-                                                             : concatenated;
-    head_ = register_module("head", nn::Sequential(conv(concatenated, head, 1, 1, true),
-                                                   batch_norm(head), nn::ReLU(),
-                                                   conv(head, num_landmarks_, 1, 1, true)));
+    const std::int64_t head =
+        p.get_int("head_channels") > 0 ? p.get_int("head_channels") : concatenated;
+    head_ = register_module(
+        "head", nn::Sequential(conv(concatenated, head, 1, 1, true), batch_norm(head), nn::ReLU(),
+                               conv(head, num_landmarks_, 1, 1, true)));
     initialise();
   }
 
@@ -297,17 +301,17 @@ class HRNet : public Model {
     for (std::size_t stage = 0; stage < 3; ++stage) {
       branches = transition(*transitions_[stage], branches, stage + 2);
       for (std::int64_t m = 0; m < num_modules_[stage]; ++m) {
-        branches = stages_[stage]->at<HighResolutionModule>(static_cast<std::size_t>(m))
+        branches = stages_[stage]
+                       ->at<HighResolutionModule>(static_cast<std::size_t>(m))
                        ->forward(branches);
       }
     }
     std::vector<torch::Tensor> maps{branches[0]};
     const std::vector<std::int64_t> size{branches[0].size(2), branches[0].size(3)};
     for (std::size_t b = 1; b < branches.size(); ++b) {
-      maps.push_back(F::interpolate(branches[b], F::InterpolateFuncOptions()
-                                                     .size(size)
-                                                     .mode(torch::kBilinear)
-                                                     .align_corners(false)));
+      maps.push_back(F::interpolate(
+          branches[b],
+          F::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false)));
     }
     return head_->forward(torch::cat(maps, 1));
   }
@@ -332,7 +336,8 @@ class HRNet : public Model {
         if (auto t = transitions_[stage]->at<nn::Module>(b)) macs += conv_macs_at(*t, areas[b]);
       }
       for (std::int64_t m = 0; m < num_modules_[stage]; ++m) {
-        macs += stages_[stage]->at<HighResolutionModule>(static_cast<std::size_t>(m))
+        macs += stages_[stage]
+                    ->at<HighResolutionModule>(static_cast<std::size_t>(m))
                     ->multiply_adds(areas);
       }
     }
@@ -348,12 +353,14 @@ class HRNet : public Model {
     for (std::size_t b = 0; b < channels.size(); ++b) {
       if (b < previous.size()) {
         if (previous[b] != channels[b]) {
-          list->set(b, nn::Sequential(conv(previous[b], channels[b], 3, 1),
-                                      batch_norm(channels[b]), nn::ReLU()).ptr());
+          list->set(b, nn::Sequential(conv(previous[b], channels[b], 3, 1), batch_norm(channels[b]),
+                                      nn::ReLU())
+                           .ptr());
         }
       } else {
         list->set(b, nn::Sequential(conv(previous.back(), channels[b], 3, 2),
-                                    batch_norm(channels[b]), nn::ReLU()).ptr());
+                                    batch_norm(channels[b]), nn::ReLU())
+                         .ptr());
       }
     }
     return list;

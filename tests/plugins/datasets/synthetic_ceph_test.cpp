@@ -1,7 +1,7 @@
 // The synthetic cephalograms: deterministic from the seed, landmarks inside the image and
 // spread out enough that none can be placed without looking, both machines present.
-#include <exprun/sdk/sdk.hpp>
 #include <gtest/gtest.h>
+#include <exprun/sdk/sdk.hpp>
 
 #include <set>
 #include <thread>
@@ -20,7 +20,7 @@ std::unique_ptr<Dataset> make(const std::string& split, std::uint64_t seed,
 }
 
 const std::map<std::string, ParamValue> kSmall = {{"train_count", std::int64_t{24}},
-                                                   {"valid_count", std::int64_t{6}}};
+                                                  {"valid_count", std::int64_t{6}}};
 
 TEST(SyntheticCeph, SameSeedSameSamples) {
   auto a = make("train", 5, kSmall), b = make("train", 5, kSmall);

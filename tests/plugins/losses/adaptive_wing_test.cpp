@@ -4,8 +4,8 @@
 //   A = omega / (1 + (theta/epsilon)^(alpha-y)) * (alpha-y) * (theta/epsilon)^(alpha-y-1) / epsilon
 //   C = theta A - omega ln(1 + (theta/epsilon)^(alpha-y))
 // e.g. y = 1, p = 0.8: 14 ln(1 + 0.2^1.1) = 14 ln(1.170253) = 2.2012588.
-#include <exprun/sdk/sdk.hpp>
 #include <gtest/gtest.h>
+#include <exprun/sdk/sdk.hpp>
 
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 
@@ -85,10 +85,10 @@ TEST(AdaptiveWing, WeightsLandmarksAndAveragesTheBatch) {
   EXPECT_NEAR(loss->compute(predicted, target, torch::tensor({1.0f, 3.0f})).item<double>(),
               (l0 + 3 * l1) / 4, 1e-5);
   // A batch of the same sample twice has the same (mean) loss.
-  EXPECT_NEAR(loss->compute(predicted.repeat({2, 1, 1, 1}), target.repeat({2, 1, 1, 1}),
-                            torch::ones({2}))
-                  .item<double>(),
-              (l0 + l1) / 2, 1e-5);
+  EXPECT_NEAR(
+      loss->compute(predicted.repeat({2, 1, 1, 1}), target.repeat({2, 1, 1, 1}), torch::ones({2}))
+          .item<double>(),
+      (l0 + l1) / 2, 1e-5);
 }
 
 TEST(AdaptiveWing, RejectsAlphaThatBreaksTheExponent) {

@@ -1,7 +1,7 @@
 // Gradient accumulation: the trainer's micro-batch weighting (each batch-mean loss times
 // micro / batch) must give the full batch's gradient, uneven last micro-batch included.
-#include <exprun/sdk/sdk.hpp>
 #include <gtest/gtest.h>
+#include <exprun/sdk/sdk.hpp>
 
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 

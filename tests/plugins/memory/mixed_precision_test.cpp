@@ -1,8 +1,8 @@
 // Mixed precision on CPU: bf16 autocast inside the forward scope only, and the dynamic loss
 // scaler (forced on with loss_scaling = "always") skipping, backing off and growing like
 // PyTorch's GradScaler, with its state surviving a save and load.
-#include <exprun/sdk/sdk.hpp>
 #include <gtest/gtest.h>
+#include <exprun/sdk/sdk.hpp>
 
 #include <ATen/autocast_mode.h>
 

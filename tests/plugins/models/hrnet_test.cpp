@@ -1,6 +1,6 @@
 // HRNetV2 built through the plugin's exported interface, checked against the published sizes.
-#include <exprun/sdk/sdk.hpp>
 #include <gtest/gtest.h>
+#include <exprun/sdk/sdk.hpp>
 
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 

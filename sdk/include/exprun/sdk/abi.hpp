@@ -33,9 +33,10 @@
 // A test builds one plugin with a different tag to exercise the mismatch error; nothing else
 // should define this.
 #ifndef EXPRUN_SDK_ABI_TAG
-#define EXPRUN_SDK_ABI_TAG                                                                    \
-  "exprun-sdk-" EXPRUN_STRINGIFY(EXPRUN_SDK_VERSION_MAJOR) "." EXPRUN_STRINGIFY(              \
-      EXPRUN_SDK_VERSION_MINOR) ";torch-" TORCH_VERSION ";" EXPRUN_COMPILER_TAG ";" EXPRUN_CXX11_ABI_TAG
+#define EXPRUN_SDK_ABI_TAG                                                       \
+  "exprun-sdk-" EXPRUN_STRINGIFY(EXPRUN_SDK_VERSION_MAJOR) "." EXPRUN_STRINGIFY( \
+      EXPRUN_SDK_VERSION_MINOR) ";torch-" TORCH_VERSION ";" EXPRUN_COMPILER_TAG  \
+                                ";" EXPRUN_CXX11_ABI_TAG
 #endif
 
 namespace exprun::sdk {

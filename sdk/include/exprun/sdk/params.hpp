@@ -30,7 +30,7 @@ struct ParamSpec {
   ParamType type = ParamType::Float;
   std::optional<ParamValue> default_value;  // absent: the parameter is required
   std::string doc;
-  std::optional<double> min;          // for numbers and every element of number lists
+  std::optional<double> min;  // for numbers and every element of number lists
   std::optional<double> max;
   std::vector<std::string> choices;   // for strings; empty means any string
   std::optional<std::size_t> length;  // for lists of fixed length

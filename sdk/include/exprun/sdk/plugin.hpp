@@ -80,8 +80,9 @@ PluginInfo make_plugin_info() {
       return std::make_unique<P>(p, c);
     };
   } else {
-    static_assert(kAlwaysFalse<P>,
-                  "EXPRUN_PLUGIN needs a class derived from Dataset, Model, Loss or MemoryStrategy");
+    static_assert(
+        kAlwaysFalse<P>,
+        "EXPRUN_PLUGIN needs a class derived from Dataset, Model, Loss or MemoryStrategy");
   }
   return info;
 }
@@ -90,12 +91,12 @@ PluginInfo make_plugin_info() {
 }  // namespace exprun::sdk
 
 // Exactly one per plugin library.
-#define EXPRUN_PLUGIN(CLASS)                                                         \
-  extern "C" BOOST_SYMBOL_EXPORT const char* exprun_plugin_abi_tag() {               \
-    return EXPRUN_SDK_ABI_TAG;                                                       \
-  }                                                                                  \
+#define EXPRUN_PLUGIN(CLASS)                                                             \
+  extern "C" BOOST_SYMBOL_EXPORT const char* exprun_plugin_abi_tag() {                   \
+    return EXPRUN_SDK_ABI_TAG;                                                           \
+  }                                                                                      \
   extern "C" BOOST_SYMBOL_EXPORT const ::exprun::sdk::PluginInfo* exprun_plugin_info() { \
-    static const ::exprun::sdk::PluginInfo info =                                    \
-        ::exprun::sdk::detail::make_plugin_info<CLASS>();                            \
-    return &info;                                                                    \
+    static const ::exprun::sdk::PluginInfo info =                                        \
+        ::exprun::sdk::detail::make_plugin_info<CLASS>();                                \
+    return &info;                                                                        \
   }

@@ -1,0 +1,183 @@
+// The sample pipeline: resize, augmentation and heatmap targets, and the map back to original
+// pixels that every prediction goes through.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "data/heatmap.hpp"
+#include "data/sample_pipeline.hpp"
+#include "eval/radial_error.hpp"
+#include "fake_dataset.hpp"
+
+namespace exprun {
+namespace {
+
+constexpr std::int64_t kWidth = 400, kHeight = 500;
+
+PipelineSpec spec(bool augment = false) {
+  PipelineSpec s;
+  s.input_width = 128;
+  s.input_height = 160;
+  s.stride = 4;
+  s.num_landmarks = 2;
+  s.sigma = 1.5;
+  s.augment.enabled = augment;
+  return s;
+}
+
+// Decodes the sample's own heatmap targets and maps them back to original pixels.
+torch::Tensor decoded_original(const PreparedSample& p, double stride) {
+  const auto cells = decode_heatmaps(p.heatmaps.unsqueeze(0));
+  return heatmap_to_original(cells, {p.meta}, stride)[0];
+}
+
+TEST(SamplePipeline, InputSizeMustBeAMultipleOfTheStride) {
+  PipelineSpec s = spec();
+  s.input_width = 130;
+  EXPECT_THROW(SamplePipeline{s}, std::runtime_error);
+  s.input_width = 128;
+  EXPECT_NO_THROW(SamplePipeline{s});
+}
+
+TEST(SamplePipeline, PreparesImageTargetsAndMeta) {
+  const test::FakeDataset data(3, kWidth, kHeight);
+  const SamplePipeline pipeline(spec());
+  EXPECT_EQ(pipeline.heatmap_width(), 32);
+  EXPECT_EQ(pipeline.heatmap_height(), 40);
+  const PreparedSample p = pipeline.prepare(data.get(1), false, 0);
+  EXPECT_EQ(p.image.sizes(), (std::vector<std::int64_t>{1, 160, 128}));
+  EXPECT_EQ(p.image.scalar_type(), torch::kFloat32);
+  EXPECT_GE(p.image.min().item<float>(), 0.0f);
+  EXPECT_LE(p.image.max().item<float>(), 1.0f);
+  EXPECT_EQ(p.heatmaps.sizes(), (std::vector<std::int64_t>{2, 40, 32}));
+  EXPECT_NEAR(p.heatmaps.max().item<float>(), 1.0f, 0.2f);
+  EXPECT_EQ(p.meta.id, "s1");
+  EXPECT_EQ(p.meta.group, "odd");
+  EXPECT_DOUBLE_EQ(p.meta.mm_per_pixel, 0.1);
+  EXPECT_EQ(p.meta.original_width, kWidth);
+  EXPECT_EQ(p.meta.original_height, kHeight);
+  EXPECT_EQ(p.meta.landmarks.scalar_type(), torch::kFloat64);
+  EXPECT_TRUE(torch::equal(p.meta.landmarks, data.get(1).landmarks));
+}
+
+TEST(SamplePipeline, TargetsMapBackToTheOriginalLandmarks) {
+  const test::FakeDataset data(5, kWidth, kHeight);
+  const SamplePipeline pipeline(spec());
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const auto sample = data.get(i);
+    const auto back = decoded_original(pipeline.prepare(sample, false, 0), 4);
+    // One heatmap cell is 12.5 original pixels here; the decode is exact to float rounding.
+    EXPECT_TRUE(torch::allclose(back, sample.landmarks, 0, 1e-2)) << "sample " << i << "\n"
+                                                                  << back << sample.landmarks;
+  }
+}
+
+TEST(SamplePipeline, ThreeChannelsRepeatTheGreyImage) {
+  PipelineSpec s = spec();
+  s.channels = 3;
+  const test::FakeDataset data(1, kWidth, kHeight);
+  const auto p = SamplePipeline(s).prepare(data.get(0), false, 0);
+  ASSERT_EQ(p.image.sizes(), (std::vector<std::int64_t>{3, 160, 128}));
+  EXPECT_TRUE(torch::equal(p.image[0], p.image[1]));
+  EXPECT_TRUE(torch::equal(p.image[0], p.image[2]));
+}
+
+TEST(SamplePipeline, RejectsBadSamples) {
+  const test::FakeDataset data(1, kWidth, kHeight);
+  const SamplePipeline pipeline(spec());
+  auto wrong_count = data.get(0);
+  wrong_count.landmarks = torch::zeros({3, 2}, torch::kFloat64);
+  EXPECT_THROW(pipeline.prepare(wrong_count, false, 0), std::runtime_error);
+  auto no_scale = data.get(0);
+  no_scale.mm_per_pixel = 0;
+  EXPECT_THROW(pipeline.prepare(no_scale, false, 0), std::runtime_error);
+  auto bad_image = data.get(0);
+  bad_image.image = torch::zeros({4}, torch::kUInt8);
+  EXPECT_THROW(pipeline.prepare(bad_image, false, 0), std::runtime_error);
+}
+
+TEST(SamplePipeline, MissingLandmarkHasAnEmptyTarget) {
+  const test::FakeDataset data(1, kWidth, kHeight);
+  auto sample = data.get(0);
+  sample.landmarks[1][0] = std::nan("");
+  sample.landmarks[1][1] = std::nan("");
+  const auto p = SamplePipeline(spec()).prepare(sample, false, 0);
+  EXPECT_EQ(p.heatmaps[1].abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(p.heatmaps[0].max().item<float>(), 0.8f);
+}
+
+TEST(SamplePipeline, AugmentationIsAFunctionOfTheSeed) {
+  const test::FakeDataset data(1, kWidth, kHeight);
+  const SamplePipeline pipeline(spec(true));
+  const auto sample = data.get(0);
+  const auto a = pipeline.prepare(sample, true, 11);
+  const auto b = pipeline.prepare(sample, true, 11);
+  const auto c = pipeline.prepare(sample, true, 12);
+  EXPECT_TRUE(torch::equal(a.image, b.image));
+  EXPECT_TRUE(torch::equal(a.heatmaps, b.heatmaps));
+  EXPECT_FALSE(torch::equal(a.image, c.image));
+  // Without augmentation the seed does not matter.
+  EXPECT_TRUE(torch::equal(pipeline.prepare(sample, false, 11).image,
+                           pipeline.prepare(sample, false, 12).image));
+  // Disabled in the spec: no augmentation even when asked for.
+  const SamplePipeline off(spec(false));
+  EXPECT_TRUE(
+      torch::equal(off.prepare(sample, true, 11).image, off.prepare(sample, false, 0).image));
+}
+
+// The image and the landmarks go through the same warp: the blob drawn on landmark 0 lands
+// where the landmark's target says, and the targets still map back to the original landmarks.
+TEST(SamplePipeline, AugmentedImageAndTargetsAgree) {
+  PipelineSpec s = spec(true);
+  s.augment.rotation_deg = 30;
+  s.augment.scale = 0.1;
+  s.augment.shift = 0.05;
+  s.augment.brightness = 0;  // keep the background black so the blob's centroid is clean
+  s.augment.contrast = 0;
+  const SamplePipeline pipeline(s);
+  const test::FakeDataset data(1, kWidth, kHeight);
+  const auto sample = data.get(0);
+  const double lx = sample.landmarks[0][0].item<double>(),
+               ly = sample.landmarks[0][1].item<double>();
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    const auto p = pipeline.prepare(sample, true, seed);
+    const auto where = p.meta.input_to_original.inverse().apply(lx, ly);
+    const auto image = p.image[0].to(torch::kFloat64);
+    const double mass = image.sum().item<double>();
+    const auto xs = torch::arange(128, torch::kFloat64).view({1, 128});
+    const auto ys = torch::arange(160, torch::kFloat64).view({160, 1});
+    const double cx = (image * xs).sum().item<double>() / mass;
+    const double cy = (image * ys).sum().item<double>() / mass;
+    EXPECT_NEAR(cx, where[0], 0.3) << "seed " << seed;
+    EXPECT_NEAR(cy, where[1], 0.3) << "seed " << seed;
+    const auto back = decoded_original(p, 4);
+    EXPECT_TRUE(torch::allclose(back, sample.landmarks, 0, 2e-2)) << "seed " << seed << "\n"
+                                                                  << back;
+  }
+}
+
+TEST(SamplePipeline, CollateStacksInOrder) {
+  const test::FakeDataset data(3, kWidth, kHeight);
+  const SamplePipeline pipeline(spec());
+  std::vector<PreparedSample> samples;
+  for (std::size_t i = 0; i < 3; ++i) samples.push_back(pipeline.prepare(data.get(i), false, 0));
+  const auto first_image = samples[0].image.clone();
+  const Batch batch = SamplePipeline::collate(std::move(samples));
+  EXPECT_EQ(batch.size(), 3);
+  EXPECT_EQ(batch.images.sizes(), (std::vector<std::int64_t>{3, 1, 160, 128}));
+  EXPECT_EQ(batch.heatmaps.sizes(), (std::vector<std::int64_t>{3, 2, 40, 32}));
+  ASSERT_EQ(batch.meta.size(), 3u);
+  EXPECT_EQ(batch.meta[2].id, "s2");
+  EXPECT_TRUE(torch::equal(batch.images[0], first_image));
+}
+
+TEST(MixSeed, DeterministicAndSpread) {
+  EXPECT_EQ(mix_seed(1, 2, 3), mix_seed(1, 2, 3));
+  EXPECT_NE(mix_seed(1, 2, 3), mix_seed(1, 2, 4));
+  EXPECT_NE(mix_seed(1, 2), mix_seed(2, 1));
+  EXPECT_NE(mix_seed(0, 0), 0u);
+}
+
+}  // namespace
+}  // namespace exprun

@@ -1,0 +1,76 @@
+// Every experiment file shipped in experiments/ loads against the plugins this build made.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "config/config_error.hpp"
+#include "config/experiment_loader.hpp"
+#include "plugins/registry.hpp"
+
+namespace exprun {
+namespace {
+namespace fs = std::filesystem;
+
+const Registry& registry() {
+  static Registry* r = [] {
+    auto* out = new Registry();
+    out->load_directories({fs::path(EXPRUN_PLUGIN_DIR)}, 1);
+    return out;
+  }();
+  return *r;
+}
+
+std::vector<fs::path> experiment_files() {
+  std::vector<fs::path> out;
+  for (const auto& entry :
+       fs::recursive_directory_iterator(fs::path(EXPRUN_SOURCE_DIR) / "experiments"))
+    if (entry.is_regular_file() && entry.path().extension() == ".toml") out.push_back(entry.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(ShippedExperiments, EveryFileLoads) {
+  const auto files = experiment_files();
+  ASSERT_FALSE(files.empty());
+  for (const auto& file : files) {
+    try {
+      const Experiment e = load_experiment(file.string(), {}, registry());
+      EXPECT_FALSE(e.stages.empty()) << file;
+    } catch (const ConfigError& error) {
+      ADD_FAILURE() << error.what();
+    }
+  }
+}
+
+TEST(ShippedExperiments, QuickstartRunsOnSyntheticData) {
+  const auto path = fs::path(EXPRUN_SOURCE_DIR) / "experiments" / "quickstart.toml";
+  const Experiment e = load_experiment(path.string(), {"epochs=1"}, registry());
+  ASSERT_FALSE(e.stages.empty());
+  EXPECT_EQ(e.name, "quickstart");
+  EXPECT_EQ(e.stages[0].data.reader.name, "synthetic_ceph");
+  EXPECT_EQ(e.stages[0].model.name, "hrnet");
+  EXPECT_EQ(e.stages[0].loss.name, "adaptive_wing");
+  EXPECT_EQ(e.stages[0].epochs, 1);
+}
+
+TEST(ShippedExperiments, UnknownPluginMessageFromTheRegistry) {
+  const auto path = fs::path(EXPRUN_SOURCE_DIR) / "experiments" / "quickstart.toml";
+  try {
+    load_experiment(path.string(), {"loss.plugin=adaptive_wingg"}, registry());
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("--set loss.plugin=adaptive_wingg: stages."), std::string::npos)
+        << message;
+    EXPECT_NE(message.find("no losses plugin named \"adaptive_wingg\"; did you mean "
+                           "'adaptive_wing'?"),
+              std::string::npos)
+        << message;
+  }
+}
+
+}  // namespace
+}  // namespace exprun
