@@ -5,6 +5,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "memory/memory_tracker.hpp"
 
 namespace {
 
@@ -16,6 +17,7 @@ commands:
   plan FILE.toml       validate, open datasets, build models, print the stages; train nothing
   plugins [KIND]       list plugins (datasets, models, losses, memory)
   describe KIND/NAME   a plugin's parameters with types, defaults and docs
+  tune FILE.toml       measure micro-batch x accumulation for each stage: peak memory, speed
   version              print the exprun and LibTorch versions
 
 Each command takes --help. Docs: docs/experiment-file.md, docs/cli.md.
@@ -31,6 +33,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 int main(int argc, char** argv) {
   using namespace exprun::cli;
   set_executable_path(argv[0]);
+  // Before any tensor exists, so that CPU peak memory counts everything (report, tuner).
+  exprun::install_cpu_memory_tracker();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage;
@@ -48,6 +52,7 @@ int main(int argc, char** argv) {
   if (command == "plan") return plan_command(rest);
   if (command == "plugins") return plugins_command(rest);
   if (command == "describe") return describe_command(rest);
+  if (command == "tune") return tune_command(rest);
   std::cerr << "exprun: error: unknown command '" << command << "'\n\n" << kUsage;
   return kUsageError;
 }

@@ -10,5 +10,6 @@ int run_command(const std::vector<std::string>& args);
 int plan_command(const std::vector<std::string>& args);
 int plugins_command(const std::vector<std::string>& args);
 int describe_command(const std::vector<std::string>& args);
+int tune_command(const std::vector<std::string>& args);
 
 }  // namespace exprun::cli

@@ -44,12 +44,22 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
   std::printf("  loss        %s\n", params_text(s.loss).c_str());
   std::vector<std::string> strategies;
   for (const auto& m : s.memory.strategies) strategies.push_back(params_text(m));
-  std::printf(
-      "  memory      effective batch %lld = micro-batch %lld x %lld accumulation; "
-      "strategies: %s\n",
-      static_cast<long long>(s.memory.effective_batch),
-      static_cast<long long>(s.memory.micro_batch), static_cast<long long>(accumulation),
-      strategies.empty() ? "none" : join(strategies, ", ").c_str());
+  if (s.memory.micro_batch_auto) {
+    std::printf(
+        "  memory      effective batch %lld, micro-batch tuned at the start of the stage "
+        "(budget %s, margin %.0f%%; `exprun tune` measures it now); strategies: %s\n",
+        static_cast<long long>(s.memory.effective_batch),
+        s.memory.budget_bytes ? format_bytes(*s.memory.budget_bytes).c_str()
+                              : "the device's free memory",
+        100 * s.memory.margin, strategies.empty() ? "none" : join(strategies, ", ").c_str());
+  } else {
+    std::printf(
+        "  memory      effective batch %lld = micro-batch %lld x %lld accumulation; "
+        "strategies: %s\n",
+        static_cast<long long>(s.memory.effective_batch),
+        static_cast<long long>(s.memory.micro_batch), static_cast<long long>(accumulation),
+        strategies.empty() ? "none" : join(strategies, ", ").c_str());
+  }
   std::printf("  optimizer   %s lr %g weight_decay %g\n", s.optimizer.name.c_str(), s.optimizer.lr,
               s.optimizer.weight_decay);
   std::printf("  schedule    %g warm-up epochs, then %s (min lr %g)\n", s.schedule.warmup_epochs,

@@ -26,8 +26,14 @@ nlohmann::json to_json(const StageConfig& stage) {
                      {"brightness", d.augment.brightness}, {"contrast", d.augment.contrast}};
 
   nlohmann::json memory = {{"effective_batch", stage.memory.effective_batch},
-                           {"micro_batch", stage.memory.micro_batch},
                            {"strategies", nlohmann::json::array()}};
+  if (stage.memory.micro_batch_auto) {
+    memory["micro_batch"] = "auto";
+    memory["margin"] = stage.memory.margin;
+    if (stage.memory.budget_bytes) memory["budget"] = *stage.memory.budget_bytes;
+  } else {
+    memory["micro_batch"] = stage.memory.micro_batch;
+  }
   for (const auto& s : stage.memory.strategies) {
     memory["strategies"].push_back(s.name);
     nlohmann::json params = to_json(s);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,10 @@ struct DataConfig {
 struct MemoryConfig {
   std::vector<PluginChoice> strategies;
   std::int64_t effective_batch = 8;
-  std::int64_t micro_batch = 8;
+  std::int64_t micro_batch = 8;              // with micro_batch_auto: effective_batch until tuned
+  bool micro_batch_auto = false;             // micro_batch = "auto": the batch tuner chooses
+  std::optional<std::int64_t> budget_bytes;  // memory.budget; unset: the device's free memory
+  double margin = 0.1;                       // memory.margin: share of the budget kept free
 };
 
 struct OptimizerConfig {

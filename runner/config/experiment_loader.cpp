@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/byte_size.hpp"
 #include "config/config_error.hpp"
 #include "config/table_reader.hpp"
 #include "util/text.hpp"
@@ -242,15 +243,39 @@ MemoryConfig read_memory(TableReader& stage, const SchemaSource& plugins) {
   TableReader r(stage.table("memory"));
   const auto names = r.string_list_or("strategies", {});
   out.effective_batch = r.int_or("effective_batch", out.effective_batch, 1, 1 << 20);
+  out.micro_batch = out.effective_batch;
   if (const toml::node* micro = r.take("micro_batch")) {
     if (micro->is_string()) {
-      r.fail("micro_batch",
-             "\"auto\" (the batch tuner) is not available in this version; give an integer "
-             "between 1 and memory.effective_batch");
+      if (micro->as_string()->get() != "auto") {
+        r.fail("micro_batch",
+               "expected \"auto\" or an integer between 1 and "
+               "memory.effective_batch, found " +
+                   describe_node(*micro));
+      }
+      out.micro_batch_auto = true;
+    } else {
+      out.micro_batch = r.int_or("micro_batch", 1, 1, static_cast<double>(out.effective_batch));
     }
-    out.micro_batch = r.int_or("micro_batch", 1, 1, static_cast<double>(out.effective_batch));
-  } else {
-    out.micro_batch = out.effective_batch;
+  }
+  if (const toml::node* budget = r.take("budget")) {
+    const auto bytes = parse_byte_size(*budget);
+    if (!bytes) {
+      r.fail("budget",
+             "expected a memory size: bytes as an integer, or a string such as "
+             "\"6GiB\", \"512MiB\" or \"8GB\", found " +
+                 describe_node(*budget));
+    }
+    out.budget_bytes = *bytes;
+  }
+  out.margin = r.number_or("margin", out.margin, 0.0, 0.9);
+  if (!out.micro_batch_auto) {
+    for (const char* key : {"budget", "margin"}) {
+      if (r.layered().find(key)) {
+        r.fail(key, std::string("only applies to micro_batch = \"auto\" (the batch tuner); set "
+                                "micro_batch = \"auto\" or remove ") +
+                        key);
+      }
+    }
   }
   std::set<std::string> seen;
   for (const auto& name : names) {

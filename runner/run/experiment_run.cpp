@@ -8,10 +8,12 @@
 #include <thread>
 
 #include "report/report.hpp"
+#include "train/batch_tuner.hpp"
 #include "train/progress.hpp"
 #include "train/stage_builder.hpp"
 #include "train/stage_trainer.hpp"
 #include "util/atomic_file.hpp"
+#include "util/text.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
@@ -64,7 +66,9 @@ toml::table to_toml_table(const nlohmann::json& object) {
   return out;
 }
 
-std::string timestamp() {
+}  // namespace
+
+std::string utc_timestamp() {
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&now, &tm);
@@ -72,8 +76,6 @@ std::string timestamp() {
   std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
   return buf;
 }
-
-}  // namespace
 
 std::int64_t apply_thread_count(std::int64_t threads) {
   const std::int64_t count =
@@ -83,7 +85,7 @@ std::int64_t apply_thread_count(std::int64_t threads) {
 }
 
 fs::path make_run_dir(const fs::path& output, const std::string& name) {
-  const std::string base = timestamp();
+  const std::string base = utc_timestamp();
   for (int attempt = 1;; ++attempt) {
     fs::path dir = output / name / (attempt == 1 ? base : base + "-" + std::to_string(attempt));
     fs::create_directories(dir.parent_path());
@@ -103,6 +105,29 @@ std::string resolved_config_toml(const nlohmann::json& config) {
   out << doc << "\n";
   return out.str();
 }
+
+namespace {
+
+// micro_batch = "auto": measure now, print the table, train with the choice.
+void tune_for_run(BuiltStage& built, const StageConfig& stage) {
+  const TuneOptions options = tune_options_for(stage, built);
+  Progress::message(
+      "exprun: stage " + stage.name + ": tuning the micro-batch for effective batch " +
+      std::to_string(stage.memory.effective_batch) + " under " +
+      format_bytes(options.limit_bytes()) + " (" + options.budget_source + " " +
+      format_bytes(options.budget_bytes) + " less " + format_number(100 * options.margin) + "%)");
+  const TuneResult result = tune_micro_batch(built, stage, options);
+  apply_tuning(built, result);
+  built.tuning = result.to_json();
+  std::string table = tune_table(result);
+  if (!table.empty() && table.back() == '\n') table.pop_back();
+  Progress::message(table);
+  Progress::message("exprun: stage " + stage.name + ": micro-batch " +
+                    std::to_string(result.chosen_micro_batch) + " x " +
+                    built.tuning["chosen_accumulation"].dump() + " accumulation");
+}
+
+}  // namespace
 
 RunOutcome run_experiment(const Experiment& experiment, const Registry& registry) {
   const std::int64_t threads = apply_thread_count(experiment.threads);
@@ -126,6 +151,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     const StageConfig& stage = experiment.stages[i];
     try {
       BuiltStage built = build_stage(experiment, stage, i, registry);
+      if (stage.memory.micro_batch_auto) tune_for_run(built, stage);
       Progress::message("exprun: stage " + stage.name + " on " + built.device.str() + ": " +
                         std::to_string(built.train->size()) + " train / " +
                         std::to_string(built.valid->size()) + " validation images, " +

@@ -20,6 +20,8 @@ struct RunOutcome {
 // threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
 std::int64_t apply_thread_count(std::int64_t threads);
 
+// Now, in UTC, as YYYYMMDD-HHMMSS: run ids and tune file names.
+std::string utc_timestamp();
 // <output>/<experiment>/<UTC timestamp>, with -2, -3... when that exists already.
 std::filesystem::path make_run_dir(const std::filesystem::path& output, const std::string& name);
 

@@ -37,12 +37,17 @@ std::vector<std::string> BuiltStage::symbols() const {
   return out;
 }
 
-std::vector<std::int64_t> BuiltStage::partition(std::int64_t batch_size) const {
+std::vector<std::int64_t> partition_batch(
+    const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies, std::int64_t batch_size) {
   for (const auto& s : strategies) {
     auto parts = s->partition(batch_size);
     if (!parts.empty()) return parts;
   }
   return {batch_size};
+}
+
+std::vector<std::int64_t> BuiltStage::partition(std::int64_t batch_size) const {
+  return partition_batch(strategies, batch_size);
 }
 
 torch::Device resolve_device(const std::string& device) {
@@ -96,24 +101,43 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   });
   out.landmark_weights = torch::ones({k}, torch::TensorOptions().device(out.device));
 
-  sdk::MemoryContext memory_context{stage.memory.effective_batch, stage.memory.micro_batch,
-                                    out.device};
-  for (const auto& choice : stage.memory.strategies) {
-    auto strategy = building(
-        choice, [&] { return registry.make_memory(choice.name, choice.params, memory_context); });
-    building(choice, [&] {
-      strategy->prepare(*out.model);
-      return 0;
-    });
-    out.strategies.push_back(std::move(strategy));
-  }
-  if (stage.memory.micro_batch < stage.memory.effective_batch &&
-      out.partition(stage.memory.effective_batch).size() == 1) {
-    throw ConfigError(stage.where + ": stages." + stage.name + ".memory: micro_batch " +
-                      std::to_string(stage.memory.micro_batch) + " < effective_batch " +
-                      std::to_string(stage.memory.effective_batch) +
+  // The registry outlives every stage it builds (it holds the plugins' code), and the model is
+  // shared, so the factory may be kept with the stage.
+  out.make_strategies = [&registry, &stage, device = out.device,
+                         model = out.model](std::int64_t micro_batch) {
+    sdk::MemoryContext memory_context{stage.memory.effective_batch, micro_batch, device};
+    std::vector<std::shared_ptr<sdk::MemoryStrategy>> strategies;
+    for (const auto& choice : stage.memory.strategies) {
+      auto strategy = building(
+          choice, [&] { return registry.make_memory(choice.name, choice.params, memory_context); });
+      building(choice, [&] {
+        strategy->prepare(*model);
+        return 0;
+      });
+      strategies.push_back(std::move(strategy));
+    }
+    return strategies;
+  };
+  out.micro_batch = stage.memory.micro_batch;
+  out.strategies = out.make_strategies(out.micro_batch);
+  const bool splits =
+      partition_batch(out.make_strategies(1), stage.memory.effective_batch).size() > 1;
+  if (stage.memory.effective_batch > 1 && !splits &&
+      (stage.memory.micro_batch_auto || stage.memory.micro_batch < stage.memory.effective_batch)) {
+    const std::string what = stage.memory.micro_batch_auto
+                                 ? std::string("micro_batch = \"auto\"")
+                                 : "micro_batch " + std::to_string(stage.memory.micro_batch) +
+                                       " < effective_batch " +
+                                       std::to_string(stage.memory.effective_batch);
+    throw ConfigError(stage.where + ": stages." + stage.name + ".memory: " + what +
                       " needs a strategy that splits the batch: add \"gradient_accumulation\" "
                       "to memory.strategies");
+  }
+  if (stage.memory.micro_batch_auto && !stage.memory.budget_bytes && !out.device.is_cuda()) {
+    throw ConfigError(stage.where + ": stages." + stage.name +
+                      ".memory.budget: micro_batch = \"auto\" on " + out.device.str() +
+                      " needs a memory budget (e.g. budget = \"4GiB\"): no allocator there "
+                      "knows a limit");
   }
 
   PipelineSpec spec;

@@ -4,7 +4,9 @@
 
 #include <torch/torch.h>
 #include <exprun/sdk/sdk.hpp>
+#include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +25,15 @@ struct BuiltStage {
   std::shared_ptr<sdk::Model> model;
   std::shared_ptr<sdk::Loss> loss;
   std::vector<std::shared_ptr<sdk::MemoryStrategy>> strategies;
+  // Images per forward/backward pass: memory.micro_batch, or the tuner's choice for "auto"
+  // (effective_batch until tune_stage has run).
+  std::int64_t micro_batch = 1;
+  // The batch tuner's measurements (TuneResult::to_json); null when micro_batch was given.
+  nlohmann::json tuning;
+  // Builds (and prepares) the stage's strategies afresh for another micro-batch; the batch
+  // tuner tries each candidate with its own.
+  std::function<std::vector<std::shared_ptr<sdk::MemoryStrategy>>(std::int64_t micro_batch)>
+      make_strategies;
   std::unique_ptr<SamplePipeline> pipeline;
   torch::Tensor landmark_weights;  // K, on the device
   std::int64_t parameter_count = 0;
@@ -33,6 +44,10 @@ struct BuiltStage {
   // partitions decides; without one, a single pass.
   std::vector<std::int64_t> partition(std::int64_t batch_size) const;
 };
+
+// The first strategy that partitions a batch decides; without one, a single pass.
+std::vector<std::int64_t> partition_batch(
+    const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies, std::int64_t batch_size);
 
 torch::Device resolve_device(const std::string& device);
 // stage_index seeds the model's initialisation, so each stage of a run is reproducible.

@@ -7,10 +7,12 @@
 
 #include "data/batch_loader.hpp"
 #include "eval/mean_shape.hpp"
+#include "memory/memory_tracker.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluator.hpp"
 #include "train/optimizer_factory.hpp"
 #include "train/progress.hpp"
+#include "train/train_step.hpp"
 #include "util/atomic_file.hpp"
 
 namespace exprun {
@@ -45,35 +47,13 @@ StageTrainer::StageTrainer(const Experiment& experiment, const StageConfig& conf
                                            config_.epochs);
 }
 
-double StageTrainer::train_step(const torch::Tensor& images, const torch::Tensor& targets,
-                                bool& stepped) {
-  const std::int64_t batch = images.size(0);
-  optimizer_->zero_grad();
-  double loss_sum = 0;
-  std::int64_t offset = 0;
-  for (std::int64_t micro : stage_.partition(batch)) {
-    auto x = images.narrow(0, offset, micro).to(stage_.device);
-    auto y = targets.narrow(0, offset, micro).to(stage_.device);
-    offset += micro;
-    torch::Tensor loss;
-    {
-      std::vector<std::unique_ptr<sdk::ForwardScope>> scopes;
-      for (auto& s : stage_.strategies) scopes.push_back(s->enter_forward());
-      auto predicted = stage_.model->forward(x).to(torch::kFloat32);
-      loss = stage_.loss->compute(predicted, y, stage_.landmark_weights);
-    }
-    // Losses are batch means: weighting each micro-batch by its share of the batch makes the
-    // summed gradient equal the full batch's, uneven last micro-batches included.
-    auto weighted = loss * (static_cast<double>(micro) / static_cast<double>(batch));
-    for (auto& s : stage_.strategies) weighted = s->scale_loss(weighted);
-    weighted.backward();
-    loss_sum += loss.item<double>() * static_cast<double>(micro);
-  }
-  stepped = true;
-  for (auto& s : stage_.strategies) stepped = s->before_step(*optimizer_) && stepped;
-  if (stepped) optimizer_->step();
-  for (auto& s : stage_.strategies) s->after_step();
-  return loss_sum / static_cast<double>(batch);
+nlohmann::json StageTrainer::peak_memory_json() const {
+  const auto memory = read_memory(stage_.device);
+  return memory ? nlohmann::json(memory->peak_bytes) : nlohmann::json(nullptr);
+}
+
+StepParts StageTrainer::step_parts() {
+  return {*stage_.model, *stage_.loss, stage_.strategies, stage_.landmark_weights, stage_.device};
 }
 
 StageTrainer::EpochStats StageTrainer::train_epoch(std::int64_t epoch) {
@@ -91,15 +71,16 @@ StageTrainer::EpochStats StageTrainer::train_epoch(std::int64_t epoch) {
   while (auto batch = loader.next()) {
     const double lr = schedule_->at(global_step_);
     set_learning_rate(*optimizer_, lr);
-    bool stepped = false;
-    const double loss = train_step(batch->images, batch->heatmaps, stepped);
+    const StepResult result = optimisation_step(
+        step_parts(), *optimizer_, stage_.partition(batch->size()), batch->images, batch->heatmaps);
+    const double loss = result.loss;
     if (!std::isfinite(loss)) {
       throw std::runtime_error("stage " + config_.name + ": the training loss became " +
                                std::to_string(loss) + " at epoch " + std::to_string(epoch + 1) +
                                " step " + std::to_string(step + 1) +
                                " (lower optimizer.lr or add warm-up)");
     }
-    if (!stepped) ++stats.skipped_steps;
+    if (!result.stepped) ++stats.skipped_steps;
     loss_sum += loss * static_cast<double>(batch->size());
     stats.images += batch->size();
     ++step;
@@ -122,7 +103,8 @@ nlohmann::json StageTrainer::run() {
   const fs::path checkpoints = dir_ / "checkpoints";
   fs::create_directories(checkpoints);
   const fs::path metrics_file = dir_ / "metrics.jsonl";
-  const std::int64_t eval_batch = config_.memory.micro_batch;
+  const std::int64_t eval_batch = stage_.micro_batch;
+  reset_peak_memory(stage_.device);
 
   // The mean-shape floor: training positions are read once (no augmentation), the validation
   // split is scored against them.
@@ -168,19 +150,16 @@ nlohmann::json StageTrainer::run() {
                            {"images_per_second", stats.images_per_second},
                            {"epoch_seconds", stats.seconds},
                            {"skipped_steps", stats.skipped_steps},
+                           {"peak_memory_bytes", peak_memory_json()},
                            {"best", improved}};
     history_.push_back(line);
     metrics_lines += line.dump() + "\n";
     write_file_atomically(metrics_file, metrics_lines);
 
-    CheckpointInfo info{experiment_.name,
-                        config_.name,
-                        epoch + 1,
-                        best_mre_,
-                        best_epoch_,
-                        config_.memory.effective_batch,
-                        config_.memory.micro_batch,
-                        to_json(config_).dump()};
+    CheckpointInfo info{experiment_.name,   config_.name,
+                        epoch + 1,          best_mre_,
+                        best_epoch_,        config_.memory.effective_batch,
+                        stage_.micro_batch, to_json(config_).dump()};
     save_checkpoint(checkpoints / "latest.pt", *stage_.model, *optimizer_, stage_.strategies, info);
     if (improved) {
       save_checkpoint(checkpoints / "best.pt", *stage_.model, *optimizer_, stage_.strategies, info);
@@ -205,7 +184,7 @@ nlohmann::json StageTrainer::run() {
 
 nlohmann::json StageTrainer::stage_report() const {
   const fs::path run_dir = dir_.parent_path();
-  const auto micro = config_.memory.micro_batch;
+  const auto micro = stage_.micro_batch;
   const auto effective = config_.memory.effective_batch;
   return {
       {"name", config_.name},
@@ -228,7 +207,10 @@ nlohmann::json StageTrainer::stage_report() const {
        {{"effective_batch", effective},
         {"micro_batch", micro},
         {"accumulation_steps", (effective + micro - 1) / micro},
-        {"steps_per_epoch", steps_per_epoch_}}},
+        {"steps_per_epoch", steps_per_epoch_},
+        {"chosen_by", config_.memory.micro_batch_auto ? "tuner" : "config"},
+        {"tuning", stage_.tuning}}},
+      {"peak_memory_bytes", peak_memory_json()},
       {"model",
        {{"plugin", config_.model.name},
         {"parameters", stage_.parameter_count},

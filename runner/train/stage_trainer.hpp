@@ -11,6 +11,7 @@
 #include "config/experiment.hpp"
 #include "train/optimizer_factory.hpp"
 #include "train/stage_builder.hpp"
+#include "train/train_step.hpp"
 
 namespace exprun {
 
@@ -34,7 +35,9 @@ class StageTrainer {
     std::int64_t skipped_steps = 0;
   };
   EpochStats train_epoch(std::int64_t epoch);
-  double train_step(const torch::Tensor& images, const torch::Tensor& targets, bool& stepped);
+  StepParts step_parts();
+  // Peak bytes of live tensors on the stage's device since the stage began; null if unknown.
+  nlohmann::json peak_memory_json() const;
   nlohmann::json stage_report() const;
 
   const Experiment& experiment_;

@@ -89,4 +89,21 @@ std::string format_number(double value) {
   return out.str();
 }
 
+std::string format_bytes(std::int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (std::abs(value) >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  char text[32];
+  if (unit == 0) {
+    std::snprintf(text, sizeof text, "%lld B", static_cast<long long>(bytes));
+  } else {
+    std::snprintf(text, sizeof text, value >= 100 ? "%.0f %s" : "%.2f %s", value, units[unit]);
+  }
+  return text;
+}
+
 }  // namespace exprun

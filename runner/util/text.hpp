@@ -1,6 +1,7 @@
 // Small text helpers shared by error messages across the runner.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,8 @@ std::string format_duration(double seconds);
 
 // Shortest natural spelling of a number for messages: 2 not 2.000000, 1e-06 not 0.000001.
 std::string format_number(double value);
+
+// Bytes in binary units for people: "512 B", "4.00 KiB", "312 MiB", "1.50 GiB".
+std::string format_bytes(std::int64_t bytes);
 
 }  // namespace exprun

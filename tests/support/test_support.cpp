@@ -229,7 +229,8 @@ std::string TinyExperiment::toml() const {
     << "\n"
     << "[defaults.memory]\n"
     << "effective_batch = " << effective_batch << "\n"
-    << "micro_batch = " << micro_batch << "\n"
+    << "micro_batch = "
+    << (micro_batch_auto ? std::string("\"auto\"") : std::to_string(micro_batch)) << "\n"
     << "strategies = [";
   for (std::size_t i = 0; i < strategies.size(); ++i)
     t << (i ? ", " : "") << toml_quote(strategies[i]);

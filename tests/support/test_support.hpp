@@ -118,6 +118,7 @@ struct TinyExperiment {
   std::string loss = "mse";
   std::int64_t effective_batch = 4;
   std::int64_t micro_batch = 2;
+  bool micro_batch_auto = false;  // writes micro_batch = "auto" instead
   std::vector<std::string> strategies = {"gradient_accumulation"};
   // Lines added to [defaults.memory], e.g. `mixed_precision = { dtype = "bf16" }`.
   std::string memory_extra;

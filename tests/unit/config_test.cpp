@@ -585,10 +585,54 @@ TEST(ConfigRange, MicroBatchAboveEffectiveBatch) {
   EXPECT_EQ(e.stages[0].memory.effective_batch, 8);
 }
 
-TEST(ConfigRange, AutoMicroBatchIsExplained) {
+TEST(ConfigMemory, AutoMicroBatchWithBudgetAndMargin) {
+  const auto e = parse(with_stage_lines(
+      "pretrain",
+      "memory.micro_batch = \"auto\"\nmemory.budget = \"6GiB\"\nmemory.margin = 0.2\n"));
+  const auto& m = e.stages[0].memory;
+  EXPECT_TRUE(m.micro_batch_auto);
+  EXPECT_EQ(m.micro_batch, 8);  // the effective batch until tuned
+  EXPECT_EQ(m.budget_bytes, std::int64_t{6} << 30);
+  EXPECT_DOUBLE_EQ(m.margin, 0.2);
+  const auto json = to_json(e)["stages"][0]["memory"];
+  EXPECT_EQ(json["micro_batch"], "auto");
+  EXPECT_EQ(json["budget"], std::int64_t{6} << 30);
+  EXPECT_EQ(json["margin"], 0.2);
+  // The finetune stage keeps its integer micro-batch and has no budget.
+  EXPECT_FALSE(e.stages[1].memory.micro_batch_auto);
+  EXPECT_FALSE(e.stages[1].memory.budget_bytes);
+}
+
+TEST(ConfigMemory, MicroBatchStringOtherThanAuto) {
   const std::string message =
-      error_of(with_stage_lines("pretrain", "memory.micro_batch = \"auto\"\n"));
-  EXPECT_NE(message.find("\"auto\" (the batch tuner) is not available"), std::string::npos)
+      error_of(with_stage_lines("pretrain", "memory.micro_batch = \"max\"\n"));
+  EXPECT_NE(message.find("stages.pretrain.memory.micro_batch: expected \"auto\" or an integer "
+                         "between 1 and memory.effective_batch, found string \"max\""),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigMemory, BadBudget) {
+  const std::string message = error_of(with_stage_lines(
+      "pretrain", "memory.micro_batch = \"auto\"\nmemory.budget = \"six gigs\"\n"));
+  EXPECT_NE(message.find("stages.pretrain.memory.budget: expected a memory size: bytes as an "
+                         "integer, or a string such as \"6GiB\""),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigMemory, BudgetWithoutAutoIsAnError) {
+  const std::string message = error_of(with_stage_lines("pretrain", "memory.budget = \"6GiB\"\n"));
+  EXPECT_NE(message.find("stages.pretrain.memory.budget: only applies to micro_batch = \"auto\""),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigMemory, MarginOutOfRange) {
+  const std::string message = error_of(with_stage_lines(
+      "pretrain", "memory.micro_batch = \"auto\"\nmemory.budget = 1000000\nmemory.margin = 1.5\n"));
+  EXPECT_NE(message.find("stages.pretrain.memory.margin: expected a number in [0, 0.9]"),
+            std::string::npos)
       << message;
 }
 

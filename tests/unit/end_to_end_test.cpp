@@ -444,12 +444,26 @@ void TinyRunTest::Environment() {
 
 void TinyRunTest::StageSummary() {
   json s = stage();
-  EXPECT_EQ(
-      sorted(keys_of(s)),
-      (std::vector<std::string>{
-          "batch_plan", "best", "best_epoch", "checkpoints", "data", "device", "epochs",
-          "epochs_completed", "final", "history", "mean_shape_baseline", "metrics_file", "model",
-          "monitor", "name", "status", "train_images_per_second", "train_time_s", "wall_time_s"}))
+  EXPECT_EQ(sorted(keys_of(s)), (std::vector<std::string>{"batch_plan",
+                                                          "best",
+                                                          "best_epoch",
+                                                          "checkpoints",
+                                                          "data",
+                                                          "device",
+                                                          "epochs",
+                                                          "epochs_completed",
+                                                          "final",
+                                                          "history",
+                                                          "mean_shape_baseline",
+                                                          "metrics_file",
+                                                          "model",
+                                                          "monitor",
+                                                          "name",
+                                                          "peak_memory_bytes",
+                                                          "status",
+                                                          "train_images_per_second",
+                                                          "train_time_s",
+                                                          "wall_time_s"}))
       << "no \"error\" key when the stage completed";
   EXPECT_EQ(s["name"], "train");
   EXPECT_EQ(s["status"], "completed");
@@ -464,7 +478,14 @@ void TinyRunTest::StageSummary() {
   EXPECT_EQ(s["batch_plan"], (json{{"effective_batch", 4},
                                    {"micro_batch", 2},
                                    {"accumulation_steps", 2},
-                                   {"steps_per_epoch", 4}}));
+                                   {"steps_per_epoch", 4},
+                                   {"chosen_by", "config"},
+                                   {"tuning", nullptr}}));
+  // The counting CPU allocator sees at least the model's weights, gradients and Adam's two
+  // moments: 4 copies of every parameter in float32.
+  ASSERT_TRUE(s["peak_memory_bytes"].is_number_integer());
+  EXPECT_GE(s["peak_memory_bytes"].get<std::int64_t>(),
+            16 * s["model"]["parameters"].get<std::int64_t>());
   EXPECT_EQ(s["model"]["plugin"], "hrnet");
   ASSERT_TRUE(s["model"]["parameters"].is_number_integer());
   EXPECT_GT(s["model"]["parameters"].get<std::int64_t>(), 1000);
@@ -523,8 +544,11 @@ void TinyRunTest::History() {
     json line = h[i];
     EXPECT_EQ(sorted(keys_of(line)),
               (std::vector<std::string>{"best", "epoch", "epoch_seconds", "images_per_second", "lr",
-                                        "skipped_steps", "train_loss", "val_mre_mm", "val_sd_mm",
-                                        "val_sdr"}));
+                                        "peak_memory_bytes", "skipped_steps", "train_loss",
+                                        "val_mre_mm", "val_sd_mm", "val_sdr"}));
+    ASSERT_TRUE(line["peak_memory_bytes"].is_number_integer());
+    EXPECT_LE(line["peak_memory_bytes"].get<std::int64_t>(),
+              stage()["peak_memory_bytes"].get<std::int64_t>());
     EXPECT_EQ(line["epoch"], static_cast<int>(i) + 1);
     ASSERT_TRUE(line["train_loss"].is_number());
     EXPECT_TRUE(std::isfinite(line["train_loss"].get<double>()));

@@ -1,0 +1,174 @@
+// exprun tune and micro_batch = "auto" through the real binary on the tiny synthetic
+// experiment (HRNet of width 4): the measured table, its JSON, and a run whose tuner picks
+// micro-batch 2 x 3 under a budget that fits 2 but not 3, and whose measured peak stays under it.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "test_support.hpp"
+
+namespace exprun {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::expect_no_crash;
+using test::ProcessResult;
+
+ProcessResult exprun(std::vector<std::string> args, const fs::path& cwd) {
+  args.insert(args.begin(), EXPRUN_EXE);
+  test::ProcessOptions options;
+  options.env["EXPRUN_PLUGIN_PATH"] = std::nullopt;
+  options.cwd = cwd;
+  options.timeout_s = 300;
+  return test::run_process(args, options);
+}
+
+class TuneTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    experiment_.threads = 1;  // one thread: peaks do not depend on how work is split
+    experiment_.epochs = 1;
+    experiment_.effective_batch = 6;
+    experiment_.micro_batch = 6;
+  }
+
+  // exprun tune with a budget everything fits: peak bytes by micro-batch.
+  std::map<std::int64_t, std::int64_t> measured_peaks() {
+    test::write_text(file_, experiment_.toml());
+    const auto r = exprun(
+        {"tune", file_.string(), "--budget", "1TiB", "--json", (dir_ / "tune.json").string()},
+        dir_.path());
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    const json tune = json::parse(test::read_text(dir_ / "tune.json"));
+    std::map<std::int64_t, std::int64_t> out;
+    for (const auto& t : tune["stages"][0]["trials"])
+      out[t["micro_batch"].get<std::int64_t>()] = t["peak_bytes"].get<std::int64_t>();
+    return out;
+  }
+
+  test::TempDir dir_{"exprun-tune"};
+  fs::path file_ = dir_ / "tiny.toml";
+  test::TinyExperiment experiment_;
+};
+
+TEST_F(TuneTest, PrintsTheTableAndWritesItsJson) {
+  test::write_text(file_, experiment_.toml());
+  const auto r = exprun({"tune", file_.string(), "--budget", "1TiB"}, dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  expect_no_crash(r);
+  const auto lines = test::split_lines(r.out);
+  ASSERT_GE(lines.size(), 9u) << r.out;
+  EXPECT_EQ(lines[0].rfind("stage train on cpu: effective batch 6, limit 922 GiB (memory.budget "
+                           "1.00 TiB less 10%)",
+                           0),
+            0u)
+      << lines[0];
+  EXPECT_CONTAINS(lines[1], "micro");
+  EXPECT_CONTAINS(lines[1], "accum");
+  EXPECT_CONTAINS(lines[1], "peak");
+  EXPECT_CONTAINS(lines[1], "img/s");
+  EXPECT_CONTAINS(lines[1], "epoch");
+  EXPECT_CONTAINS(lines[1], "fits");
+  // 1, 2, 3, 4, 6: all measured, all fit.
+  for (std::size_t i = 2; i < 7; ++i) EXPECT_CONTAINS(lines[i], "yes");
+  EXPECT_CONTAINS(r.out, "<- chosen");
+  EXPECT_CONTAINS(r.out, "chosen: micro-batch ");
+  const std::string last = lines.back();
+  ASSERT_EQ(last.rfind("measurements: results/tiny/tune-", 0), 0u) << last;
+  const json tune =
+      json::parse(test::read_text(dir_ / last.substr(std::string("measurements: ").size())));
+  EXPECT_EQ(tune["experiment"], "tiny");
+  EXPECT_EQ(tune["threads"], 1);
+  ASSERT_EQ(tune["stages"].size(), 1u);
+  const json& stage = tune["stages"][0];
+  EXPECT_EQ(stage["stage"], "train");
+  EXPECT_EQ(stage["device"], "cpu");
+  EXPECT_EQ(stage["effective_batch"], 6);
+  EXPECT_EQ(stage["budget_bytes"], std::int64_t{1} << 40);
+  EXPECT_EQ(stage["budget_source"], "memory.budget");
+  EXPECT_EQ(stage["margin"], 0.1);
+  ASSERT_EQ(stage["trials"].size(), 5u);
+  const std::vector<std::int64_t> micro = {1, 2, 3, 4, 6}, accumulation = {6, 3, 2, 2, 1};
+  for (std::size_t i = 0; i < 5; ++i) {
+    const json& t = stage["trials"][i];
+    EXPECT_EQ(t["micro_batch"], micro[i]);
+    EXPECT_EQ(t["accumulation"], accumulation[i]);
+    EXPECT_TRUE(t["fits"].get<bool>());
+    EXPECT_GT(t["peak_bytes"].get<std::int64_t>(), 0);
+    EXPECT_GT(t["images_per_second"].get<double>(), 0);
+    // 16 training images in steps of 6: 3 steps per epoch.
+    EXPECT_NEAR(t["epoch_seconds"].get<double>(), 3 * t["step_seconds"].get<double>(), 1e-9);
+  }
+  EXPECT_EQ(stage["trials"][3]["passes"], json::array({4, 2}));
+}
+
+TEST_F(TuneTest, AutoChoosesTwoByThreeAndTheRunStaysUnderBudget) {
+  const auto peaks = measured_peaks();
+  ASSERT_EQ(peaks.size(), 5u);
+  ASSERT_LT(peaks.at(2), peaks.at(3));
+  const double limit =
+      static_cast<double>(peaks.at(2)) + 0.25 * static_cast<double>(peaks.at(3) - peaks.at(2));
+  const auto budget = static_cast<std::int64_t>(limit / 0.9);
+
+  experiment_.micro_batch_auto = true;
+  experiment_.memory_extra = "budget = " + std::to_string(budget);
+  test::write_text(file_, experiment_.toml());
+  const auto r =
+      exprun({"run", file_.string(), "--output", (dir_ / "results").string()}, dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.err, "tuning the micro-batch for effective batch 6");
+  EXPECT_CONTAINS(r.err, "micro-batch 2 x 3 accumulation");
+
+  fs::path run_dir;
+  for (const auto& entry : fs::directory_iterator(dir_ / "results" / "tiny"))
+    run_dir = entry.path();
+  const json report = json::parse(test::read_text(run_dir / "report.json"));
+  const json& stage = report["stages"][0];
+  EXPECT_EQ(stage["batch_plan"]["micro_batch"], 2);
+  EXPECT_EQ(stage["batch_plan"]["accumulation_steps"], 3);
+  EXPECT_EQ(stage["batch_plan"]["chosen_by"], "tuner");
+  EXPECT_EQ(stage["batch_plan"]["tuning"]["chosen_micro_batch"], 2);
+  EXPECT_EQ(stage["batch_plan"]["tuning"]["budget_bytes"], budget);
+  EXPECT_EQ(report["config"]["stages"][0]["memory"]["micro_batch"], "auto");
+  EXPECT_EQ(report["config"]["stages"][0]["memory"]["budget"], budget);
+  const auto peak = stage["peak_memory_bytes"].get<std::int64_t>();
+  EXPECT_GT(peak, 0);
+  EXPECT_LE(peak, budget);
+}
+
+TEST_F(TuneTest, AutoWithoutABudgetOnCpuIsAnError) {
+  experiment_.micro_batch_auto = true;
+  test::write_text(file_, experiment_.toml());
+  const auto r = exprun({"plan", file_.string()}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();  // a configuration error
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.err,
+                  "stages.train.memory.budget: micro_batch = \"auto\" on cpu needs a "
+                  "memory budget");
+}
+
+TEST_F(TuneTest, TuneOnCpuWithoutABudgetNamesTheKeyToSet) {
+  test::write_text(file_, experiment_.toml());
+  const auto r = exprun({"tune", file_.string()}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.err,
+                  "stages.train.memory.budget: the batch tuner on cpu needs a memory "
+                  "budget");
+}
+
+TEST_F(TuneTest, BadBudgetAndUnknownStageAreUsageErrors) {
+  test::write_text(file_, experiment_.toml());
+  auto r = exprun({"tune", file_.string(), "--budget", "lots"}, dir_.path());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_CONTAINS(r.err, "--budget: expected a memory size such as 6GiB");
+  r = exprun({"tune", file_.string(), "--budget", "1GiB", "--stage", "trian"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--stage trian: no stage is named \"trian\"; did you mean 'train'?");
+}
+
+}  // namespace
+}  // namespace exprun
