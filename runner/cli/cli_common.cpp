@@ -41,6 +41,15 @@ po::variables_map parse(const std::vector<std::string>& args,
   return vm;
 }
 
+bool parse_or_show_help(const std::vector<std::string>& args,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional,
+                        const CommonOptions& common) {
+  parse(args, options, positional);
+  if (common.help) std::cout << options << "\n";
+  return common.help;
+}
+
 void load_registry(Registry& registry, const CommonOptions& common) {
   registry.load_directories(Registry::search_path(common.plugin_dirs, executable_path()),
                             common.plugin_dirs.size());

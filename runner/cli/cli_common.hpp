@@ -29,6 +29,13 @@ po::variables_map parse(const std::vector<std::string>& args,
                         const po::options_description& options,
                         const po::positional_options_description& positional);
 
+// parse(), then with --help print the options and return true: the command has nothing else
+// to do.
+bool parse_or_show_help(const std::vector<std::string>& args,
+                        const po::options_description& options,
+                        const po::positional_options_description& positional,
+                        const CommonOptions& common);
+
 void load_registry(Registry& registry, const CommonOptions& common);
 
 // Runs `body`, printing any error as "exprun: error: ..." and mapping it to an exit code.

@@ -81,11 +81,7 @@ int plan_command(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
-    parse(args, options, positional);
-    if (common.help) {
-      std::cout << options << "\n";
-      return int{kOk};
-    }
+    if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("plan needs an experiment file");
     Registry registry;
     load_registry(registry, common);

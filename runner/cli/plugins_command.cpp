@@ -32,11 +32,7 @@ int plugins_command(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("kind", 1);
   return guarded([&] {
-    parse(args, options, positional);
-    if (common.help) {
-      std::cout << options << "\n";
-      return int{kOk};
-    }
+    if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     std::optional<sdk::PluginKind> kind;
     if (!kind_text.empty()) {
       kind = parse_kind(kind_text);
@@ -76,11 +72,7 @@ int describe_command(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("name", 1);
   return guarded([&] {
-    parse(args, options, positional);
-    if (common.help) {
-      std::cout << options << "\n";
-      return int{kOk};
-    }
+    if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (name.empty()) throw po::error("describe needs a plugin name, e.g. losses/adaptive_wing");
     Registry registry;
     load_registry(registry, common);

@@ -27,11 +27,7 @@ int run_command(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
-    parse(args, options, positional);
-    if (common.help) {
-      std::cout << options << "\n";
-      return int{kOk};
-    }
+    if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("run needs an experiment file");
     Registry registry;
     load_registry(registry, common);
