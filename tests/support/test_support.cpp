@@ -255,6 +255,14 @@ std::size_t line_of(const std::string& text, const std::string& needle) {
   return 0;
 }
 
+ProcessResult run_exprun(std::vector<std::string> args, ProcessOptions options) {
+  std::vector<std::string> argv{EXPRUN_EXE};
+  argv.insert(argv.end(), std::make_move_iterator(args.begin()),
+              std::make_move_iterator(args.end()));
+  if (!options.env.count("EXPRUN_PLUGIN_PATH")) options.env["EXPRUN_PLUGIN_PATH"] = std::nullopt;
+  return run_process(argv, options);
+}
+
 void expect_no_crash(const ProcessResult& r) {
   EXPECT_EQ(r.term_signal, 0) << r.describe();
   EXPECT_FALSE(r.timed_out) << r.describe();

@@ -68,6 +68,10 @@ struct ProcessResult {
 // the child cannot be started at all.
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
 
+// The built exprun (EXPRUN_EXE) with `args`. EXPRUN_PLUGIN_PATH is unset unless options.env
+// names it, so the plugins found are the ones built beside the executable.
+ProcessResult run_exprun(std::vector<std::string> args, ProcessOptions options = {});
+
 // The lines of `text` (without their '\n'); a final line without '\n' counts too.
 std::vector<std::string> split_lines(const std::string& text);
 

@@ -29,10 +29,8 @@ const fs::path kPluginDir = EXPRUN_PLUGIN_DIR;
 const fs::path kFixtureDir = EXPRUN_TEST_PLUGIN_DIR;
 
 ProcessResult exprun(std::vector<std::string> args, test::ProcessOptions options = {}) {
-  args.insert(args.begin(), kExe.string());
-  if (!options.env.count("EXPRUN_PLUGIN_PATH")) options.env["EXPRUN_PLUGIN_PATH"] = std::nullopt;
   options.timeout_s = 120;
-  return test::run_process(args, options);
+  return test::run_exprun(std::move(args), std::move(options));
 }
 
 std::string trimmed(std::string text) {

@@ -36,18 +36,15 @@ using nlohmann::json;
 using test::expect_no_crash;
 using test::ProcessResult;
 
-const fs::path kExe = EXPRUN_EXE;
 const fs::path kPluginDir = EXPRUN_PLUGIN_DIR;
 // Seconds. A tiny run takes about 5 s on two idle cores, but the machine may be shared.
 constexpr double kRunTimeout = 240;
 
 ProcessResult exprun(std::vector<std::string> args, const fs::path& cwd) {
-  args.insert(args.begin(), kExe.string());
   test::ProcessOptions options;
-  options.env["EXPRUN_PLUGIN_PATH"] = std::nullopt;
   options.cwd = cwd;
   options.timeout_s = kRunTimeout;
-  return test::run_process(args, options);
+  return test::run_exprun(std::move(args), std::move(options));
 }
 
 std::vector<std::string> symbols() {

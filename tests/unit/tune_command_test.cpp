@@ -17,12 +17,10 @@ using test::expect_no_crash;
 using test::ProcessResult;
 
 ProcessResult exprun(std::vector<std::string> args, const fs::path& cwd) {
-  args.insert(args.begin(), EXPRUN_EXE);
   test::ProcessOptions options;
-  options.env["EXPRUN_PLUGIN_PATH"] = std::nullopt;
   options.cwd = cwd;
   options.timeout_s = 300;
-  return test::run_process(args, options);
+  return test::run_exprun(std::move(args), std::move(options));
 }
 
 class TuneTest : public ::testing::Test {
