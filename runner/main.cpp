@@ -14,10 +14,14 @@ constexpr const char* kUsage = R"(usage: exprun COMMAND [ARGS] [--help]
 
 commands:
   run FILE.toml        train every stage; results in results/<experiment>/<run-id>/
-  plan FILE.toml       validate, open datasets, build models, print the stages; train nothing
+                       (a file with [sweep]: every trial, each in its own run directory)
+  plan FILE.toml       validate, open datasets, build models, print the stages (and the
+                       sweep's trials); train nothing
   plugins [KIND]       list plugins (datasets, models, losses, memory)
   describe KIND/NAME   a plugin's parameters with types, defaults and docs
   tune FILE.toml       measure micro-batch x accumulation for each stage: peak memory, speed
+  bench FILE.toml      peak memory and images/s of one stage at several micro-batch x
+                       accumulation plans, with and without mixed precision and checkpointing
   version              print the exprun and LibTorch versions
 
 Each command takes --help. Docs: docs/experiment-file.md, docs/cli.md.
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
   if (command == "plugins") return plugins_command(rest);
   if (command == "describe") return describe_command(rest);
   if (command == "tune") return tune_command(rest);
+  if (command == "bench") return bench_command(rest);
   std::cerr << "exprun: error: unknown command '" << command << "'\n\n" << kUsage;
   return kUsageError;
 }

@@ -11,5 +11,6 @@ int plan_command(const std::vector<std::string>& args);
 int plugins_command(const std::vector<std::string>& args);
 int describe_command(const std::vector<std::string>& args);
 int tune_command(const std::vector<std::string>& args);
+int bench_command(const std::vector<std::string>& args);
 
 }  // namespace exprun::cli

@@ -3,6 +3,8 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/sweep_cli.hpp"
+#include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
 #include "train/stage_builder.hpp"
@@ -68,35 +70,69 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
 
 }  // namespace
 
+namespace {
+
+// The plan of one configuration: the experiment line, then each stage built and printed.
+void print_plan(const Experiment& experiment, const Registry& registry) {
+  const auto threads = apply_thread_count(experiment.threads);
+  std::printf("experiment %s  (seed %llu, %lld threads, results in %s/%s/)\n",
+              experiment.name.c_str(), static_cast<unsigned long long>(experiment.seed),
+              static_cast<long long>(threads), experiment.output_dir.c_str(),
+              experiment.name.c_str());
+  for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
+    std::printf("\n");
+    BuiltStage built = build_stage(experiment, experiment.stages[i], i, registry);
+    print_stage(experiment.stages[i], built);
+  }
+}
+
+}  // namespace
+
 int plan_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string file;
   std::vector<std::string> overrides;
+  std::vector<std::string> trial_options;
   po::options_description options(
       "exprun plan FILE.toml [options]\n\nValidates the experiment, opens its datasets, builds "
-      "its models and prints every stage's resolved settings. Trains nothing.\n\nOptions");
+      "its models and prints every stage's resolved settings. Trains nothing. With a [sweep], "
+      "lists the trials, validates each and prints the plan of the first (of every trial when "
+      "there are at most three).\n\nOptions");
   add_common_options(options, common);
   options.add_options()("file", po::value(&file), "experiment file")(
-      "set", po::value(&overrides)->composing(), "override a key, as for exprun run");
+      "set", po::value(&overrides)->composing(), "override a key, as for exprun run")(
+      "trial", po::value(&trial_options)->composing(),
+      "with a [sweep]: build and print this trial (numbered from 0; repeatable, or a list: 0,2)");
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("plan needs an experiment file");
+    const std::vector<std::size_t> trials = parse_trial_option(trial_options);
     Registry registry;
     load_registry(registry, common);
-    Experiment experiment = load_experiment(file, overrides, registry);
-    const auto threads = apply_thread_count(experiment.threads);
-    std::printf("experiment %s  (seed %llu, %lld threads, results in %s/%s/)\n",
-                experiment.name.c_str(), static_cast<unsigned long long>(experiment.seed),
-                static_cast<long long>(threads), experiment.output_dir.c_str(),
-                experiment.name.c_str());
-    for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
-      std::printf("\n");
-      BuiltStage built = build_stage(experiment, experiment.stages[i], i, registry);
-      print_stage(experiment.stages[i], built);
+    const SweepFile sweep = read_sweep_file(file);
+    reject_trials_without_sweep(sweep, trials);
+    if (!sweep.spec) {
+      const Experiment experiment = parse_experiment(sweep.text, file, overrides, registry);
+      print_plan(experiment, registry);
+      std::printf("\nplan OK: %zu stage(s)\n", experiment.stages.size());
+      return int{kOk};
     }
-    std::printf("\nplan OK: %zu stage(s)\n", experiment.stages.size());
+    const std::vector<LoadedTrial> shown = plan_sweep_trials(sweep, trials, overrides, registry);
+    for (const auto& trial : shown) {
+      std::printf("\ntrial %zu: %s\n", trial.trial.index, trial_values_text(trial.trial).c_str());
+      try {
+        print_plan(trial.experiment, registry);
+      } catch (const ConfigError& e) {
+        throw ConfigError(trial_error(trial.trial, e.what()));
+      }
+    }
+    std::vector<std::string> built;
+    for (const auto& trial : shown) built.push_back(std::to_string(trial.trial.index));
+    std::printf("\nplan OK: %zu trial(s) of %zu stage(s); built: trial %s\n",
+                sweep.spec->trial_count(), shown.front().experiment.stages.size(),
+                join(built, ", ").c_str());
     return int{kOk};
   });
 }

@@ -4,6 +4,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/sweep_cli.hpp"
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
 
@@ -14,21 +15,26 @@ int run_command(const std::vector<std::string>& args) {
   std::string file;
   std::vector<std::string> overrides;
   std::string output;
+  std::vector<std::string> trial_options;
   po::options_description options(
       "exprun run FILE.toml [options]\n\nTrains every stage of "
-      "the experiment and writes results/<experiment>/<run-id>/.\n\n"
+      "the experiment and writes results/<experiment>/<run-id>/. With a [sweep], runs each "
+      "trial in <run-id>/trial-NNN/ and writes <run-id>/sweep.json.\n\n"
       "Options");
   add_common_options(options, common);
   options.add_options()("file", po::value(&file), "experiment file")(
       "set", po::value(&overrides)->composing(),
       "override a key: KEY.PATH=VALUE (repeatable). Bare keys apply to every stage "
       "(--set epochs=2), or use experiment.KEY, defaults.KEY, stages.NAME.KEY")(
-      "output,o", po::value(&output), "results directory (default: experiment.output, 'results')");
+      "output,o", po::value(&output), "results directory (default: experiment.output, 'results')")(
+      "trial", po::value(&trial_options)->composing(),
+      "with a [sweep]: run only this trial (numbered from 0; repeatable, or a list: 0,2)");
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("run needs an experiment file");
+    const std::vector<std::size_t> trials = parse_trial_option(trial_options);
     Registry registry;
     load_registry(registry, common);
     if (!output.empty()) {
@@ -40,7 +46,10 @@ int run_command(const std::vector<std::string>& args) {
       }
       overrides.push_back("experiment.output=\"" + quoted + "\"");
     }
-    Experiment experiment = load_experiment(file, overrides, registry);
+    const SweepFile sweep = read_sweep_file(file);
+    reject_trials_without_sweep(sweep, trials);
+    if (sweep.spec) return run_sweep_command(sweep, trials, overrides, registry);
+    Experiment experiment = parse_experiment(sweep.text, file, overrides, registry);
     RunOutcome outcome = run_experiment(experiment, registry);
     const auto& report = outcome.report;
     std::cout << "run " << (outcome.ok ? "completed" : "FAILED") << ": " << outcome.run_dir.string()

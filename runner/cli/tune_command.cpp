@@ -3,6 +3,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/sweep_cli.hpp"
 #include "config/byte_size.hpp"
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
@@ -54,7 +55,7 @@ int tune_command(const std::vector<std::string>& args) {
     }
     Registry registry;
     load_registry(registry, common);
-    Experiment experiment = load_experiment(file, overrides, registry);
+    Experiment experiment = load_one_configuration(file, overrides, registry, "tune");
     for (const auto& name : stages) {
       bool known = false;
       std::vector<std::string> names;

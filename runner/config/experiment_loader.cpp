@@ -391,15 +391,15 @@ StageConfig read_stage(const LayeredTable& table, const SchemaSource& plugins) {
   return out;
 }
 
-std::string read_text(const std::string& path) {
+}  // namespace
+
+std::string read_experiment_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot open the experiment file");
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
 }
-
-}  // namespace
 
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
                             const std::vector<std::string>& override_args,
@@ -456,6 +456,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
     check.reject_unknown();
     default_layers.push_back(defaults);
   }
+  // [sweep] belongs to the sweep runner (sweep/sweep_spec.hpp), which applies each trial as
+  // --set overrides; one configuration is the file without it.
+  top.allow({"sweep"});
   top.reject_unknown();
 
   if (!stage_node) {
@@ -498,7 +501,7 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides,
                            const SchemaSource& plugins) {
-  return parse_experiment(read_text(path), path, overrides, plugins);
+  return parse_experiment(read_experiment_file(path), path, overrides, plugins);
 }
 
 }  // namespace exprun

@@ -21,6 +21,9 @@ class SchemaSource {
   virtual sdk::ParamSchema schema(sdk::PluginKind kind, const std::string& name) const = 0;
 };
 
+// The experiment file's text; throws ConfigError "PATH: cannot open the experiment file".
+std::string read_experiment_file(const std::string& path);
+
 // overrides: "key.path=value" as given to --set. Throws ConfigError.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides,
                            const SchemaSource& plugins);

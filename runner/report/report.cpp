@@ -7,21 +7,9 @@
 #include <thread>
 
 #include "util/atomic_file.hpp"
+#include "util/text.hpp"
 
 namespace exprun {
-namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
-
 nlohmann::json environment_json(std::int64_t threads) {
   return {{"exprun_version", EXPRUN_VERSION},
           {"libtorch_version", TORCH_VERSION},
@@ -40,7 +28,7 @@ RunReport::RunReport(const Experiment& experiment, std::string run_id, std::file
           {"experiment", experiment.name},
           {"run_id", std::move(run_id)},
           {"status", "running"},
-          {"started_at", utc_now()},
+          {"started_at", format_utc_now(kIsoUtc)},
           {"finished_at", nullptr},
           {"wall_time_s", 0.0},
           {"config", to_json(experiment)},
@@ -71,7 +59,7 @@ void RunReport::fail_stage(const std::string& name, const std::string& error) {
 void RunReport::set_status(const std::string& status, const std::string& error) {
   doc_["status"] = status;
   if (!error.empty()) doc_["error"] = error;
-  if (status != "running") doc_["finished_at"] = utc_now();
+  if (status != "running") doc_["finished_at"] = format_utc_now(kIsoUtc);
 }
 
 void RunReport::write() const {

@@ -68,14 +68,7 @@ toml::table to_toml_table(const nlohmann::json& object) {
 
 }  // namespace
 
-std::string utc_timestamp() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
+std::string utc_timestamp() { return format_utc_now("%Y%m%d-%H%M%S"); }
 
 std::int64_t apply_thread_count(std::int64_t threads) {
   const std::int64_t count =
@@ -129,10 +122,16 @@ void tune_for_run(BuiltStage& built, const StageConfig& stage) {
 
 }  // namespace
 
-RunOutcome run_experiment(const Experiment& experiment, const Registry& registry) {
+RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
+                          const fs::path& run_dir) {
   const std::int64_t threads = apply_thread_count(experiment.threads);
   RunOutcome outcome;
-  outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name);
+  if (run_dir.empty()) {
+    outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name);
+  } else {
+    fs::create_directories(run_dir);
+    outcome.run_dir = run_dir;
+  }
   const std::string run_id = outcome.run_dir.filename().string();
 
   std::string input = "# " + experiment.source_file + " as given";

@@ -26,7 +26,10 @@ std::string utc_timestamp();
 std::filesystem::path make_run_dir(const std::filesystem::path& output, const std::string& name);
 
 // Never throws for a failing stage: the failure is recorded in the report and ok is false.
-RunOutcome run_experiment(const Experiment& experiment, const Registry& registry);
+// run_dir: where to write the run (created if missing; a sweep passes its trial-NNN); empty:
+// a new make_run_dir(experiment.output_dir, experiment.name).
+RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
+                          const std::filesystem::path& run_dir = {});
 
 // The resolved config as TOML, for the run directory.
 std::string resolved_config_toml(const nlohmann::json& config);

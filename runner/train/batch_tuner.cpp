@@ -7,9 +7,8 @@
 #include <mutex>
 
 #include "config/config_error.hpp"
-#include "data/batch_loader.hpp"
 #include "memory/memory_tracker.hpp"
-#include "train/optimizer_factory.hpp"
+#include "train/step_measurement.hpp"
 #include "train/train_step.hpp"
 #include "util/text.hpp"
 
@@ -21,8 +20,6 @@ using Clock = std::chrono::steady_clock;
 // Speeds this close count as equal (timing a few steps is not more precise than that), and
 // the larger micro-batch wins: fewer passes, and batch-norm statistics over more images.
 constexpr double kSpeedTolerance = 0.05;
-// Augmentation draws of the trial batches; any fixed value does.
-constexpr std::uint64_t kTrialSeed = 0x7u;
 
 // Everything a trial step changes in the model, to put back afterwards.
 class ModelSnapshot {
@@ -74,51 +71,16 @@ class RandomStateGuard {
   torch::Tensor state_;
 };
 
-void synchronize(const torch::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize(device.index() < 0 ? -1 : device.index());
-}
-
 void measure(TuneTrial& trial, BuiltStage& stage, const StageConfig& config,
              const TuneOptions& options) {
-  auto strategies = stage.make_strategies(trial.micro_batch);
-  trial.passes = partition_batch(strategies, config.memory.effective_batch);
-  trial.accumulation = static_cast<std::int64_t>(trial.passes.size());
   trial.tried = true;
-  auto optimizer = make_optimizer(config.optimizer, stage.model->parameters());
-  StepParts parts{*stage.model, *stage.loss, strategies, stage.landmark_weights, stage.device};
-
-  // Real batches from the stage's training split through its pipeline and loader, so the
-  // peak includes what the workers hold and the speed includes waiting for data.
-  const int steps = options.warmup_steps + options.timed_steps;
-  const auto batch = static_cast<std::size_t>(config.memory.effective_batch);
-  std::vector<std::size_t> order(batch * static_cast<std::size_t>(steps));
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i % stage.train->size();
-  release_cached_memory(stage.device);
-  synchronize(stage.device);
-  reset_peak_memory(stage.device);
-  BatchLoader loader(stage.train, *stage.pipeline, std::move(order), config.memory.effective_batch,
-                     config.data.workers, /*augment=*/true, kTrialSeed);
-  stage.model->train();
-  auto step = [&] {
-    auto next = loader.next();
-    optimisation_step(parts, *optimizer, partition_batch(strategies, next->size()), next->images,
-                      next->heatmaps);
-  };
-  for (int i = 0; i < options.warmup_steps; ++i) step();
-  synchronize(stage.device);
-  const auto start = Clock::now();
-  for (int i = 0; i < options.timed_steps; ++i) step();
-  synchronize(stage.device);
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const auto reading = read_memory(stage.device);
-  if (!reading) {
-    throw std::runtime_error("the batch tuner cannot measure memory on " + stage.device.str() +
-                             " (no allocator statistics)");
-  }
-  trial.peak_bytes = reading->peak_bytes;
-  trial.step_seconds = seconds / std::max(1, options.timed_steps);
-  trial.images_per_second =
-      static_cast<double>(config.memory.effective_batch) / std::max(trial.step_seconds, 1e-12);
+  const auto m = measure_training_steps(stage, config, trial.micro_batch, options.warmup_steps,
+                                        options.timed_steps);
+  trial.passes = m.passes;
+  trial.accumulation = static_cast<std::int64_t>(m.passes.size());
+  trial.peak_bytes = m.peak_bytes;
+  trial.step_seconds = m.step_seconds;
+  trial.images_per_second = m.images_per_second;
   trial.epoch_seconds = trial.step_seconds * static_cast<double>(options.steps_per_epoch);
   trial.fits = *trial.peak_bytes <= options.limit_bytes();
   if (!trial.fits) {

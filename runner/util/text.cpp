@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <numeric>
 #include <sstream>
 
@@ -104,6 +105,15 @@ std::string format_bytes(std::int64_t bytes) {
     std::snprintf(text, sizeof text, value >= 100 ? "%.0f %s" : "%.2f %s", value, units[unit]);
   }
   return text;
+}
+
+std::string format_utc_now(const char* strftime_format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, strftime_format, &tm);
+  return buf;
 }
 
 }  // namespace exprun

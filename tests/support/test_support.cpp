@@ -274,3 +274,17 @@ void expect_no_crash(const ProcessResult& r) {
 }
 
 }  // namespace exprun::test
+
+namespace exprun::test {
+
+const Registry& built_plugins() {
+  // Never destroyed: plugin code must stay loaded until the last object it made is gone.
+  static const Registry* registry = [] {
+    auto* r = new Registry();
+    r->load_directories({std::filesystem::path(EXPRUN_PLUGIN_DIR)}, 1);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace exprun::test

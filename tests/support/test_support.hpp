@@ -141,3 +141,14 @@ std::string toml_quote(const std::string& text);
 std::size_t line_of(const std::string& text, const std::string& needle);
 
 }  // namespace exprun::test
+
+// ---------------------------------------------------------------- plugins
+
+#include "plugins/registry.hpp"
+
+namespace exprun::test {
+
+// A registry of the plugins this build made (EXPRUN_PLUGIN_DIR), loaded once per process.
+const Registry& built_plugins();
+
+}  // namespace exprun::test

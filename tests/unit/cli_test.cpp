@@ -498,10 +498,11 @@ TEST_F(CliExperimentTest, UnknownPluginParameterSuggests) {
 }
 
 TEST_F(CliExperimentTest, UnknownTopLevelKey) {
-  const std::string text = write(tiny().toml() + "\n[sweep]\nlr = [1e-3, 1e-4]\n");
+  const std::string text = write(tiny().toml() + "\n[sweeps.grid]\nlr = [1e-3, 1e-4]\n");
   const std::string message = config_error_both();
   EXPECT_EQ(message.rfind(file_.string() + ":", 0), 0u) << message;
-  EXPECT_CONTAINS(message, "sweep");
+  EXPECT_CONTAINS(message, "unknown key 'sweeps'");
+  EXPECT_CONTAINS(message, "did you mean 'sweep'?");
   (void)text;
 }
 

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <toml++/toml.h>
 
+#include <exprun/sdk/checkpointing.hpp>
+
 #include "config/byte_size.hpp"
 #include "util/text.hpp"
 
@@ -78,6 +80,33 @@ TEST(ByteSize, ParsesUnitsAndPlainBytes) {
   EXPECT_EQ(parse_byte_size("8GB"), 8000000000LL);
   EXPECT_EQ(parse_byte_size("2 MB"), 2000000);
   EXPECT_EQ(parse_byte_size(" 3TiB "), 3LL << 40);
+}
+
+// What activation checkpointing saves, counted by the tracker: after the forward pass a plain
+// conv stack holds every layer's activations for backward, a checkpointed one only its input.
+TEST_F(CpuMemoryTracker, CheckpointedSegmentKeepsOnlyItsInputUntilBackward) {
+  torch::manual_seed(0);
+  torch::nn::Sequential stack;
+  for (int i = 0; i < 6; ++i) {
+    stack->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 8, 3).padding(1)));
+    stack->push_back(torch::nn::ReLU());
+  }
+  const auto input = torch::rand({4, 8, 32, 32}).requires_grad_();  // 128 KiB
+  auto held_after_forward = [&](bool checkpointed) {
+    const auto before = read_memory(cpu)->current_bytes;
+    auto run = [&](const torch::Tensor& x) { return stack->forward(x); };
+    auto out = checkpointed ? sdk::checkpoint_segment(*stack, run, input) : run(input);
+    const auto held = read_memory(cpu)->current_bytes - before;
+    out.sum().backward();
+    return held;
+  };
+  const std::int64_t activation = 4 * 8 * 32 * 32 * 4;
+  const auto plain = held_after_forward(false);
+  const auto recomputed = held_after_forward(true);
+  // Plain: conv outputs and ReLU outputs of 6 layers (ReLU saves its result, conv its input).
+  EXPECT_GE(plain, 6 * activation);
+  // Checkpointed: the output, plus the random-generator state kept for the replay.
+  EXPECT_LE(recomputed, activation + 8 * 1024);
 }
 
 TEST(ByteSize, RejectsWhatIsNotASize) {

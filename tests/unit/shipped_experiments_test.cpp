@@ -9,19 +9,14 @@
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
 #include "plugins/registry.hpp"
+#include "sweep/sweep_loader.hpp"
+#include "test_support.hpp"
 
 namespace exprun {
 namespace {
 namespace fs = std::filesystem;
 
-const Registry& registry() {
-  static Registry* r = [] {
-    auto* out = new Registry();
-    out->load_directories({fs::path(EXPRUN_PLUGIN_DIR)}, 1);
-    return out;
-  }();
-  return *r;
-}
+const Registry& registry() { return test::built_plugins(); }
 
 std::vector<fs::path> experiment_files() {
   std::vector<fs::path> out;
@@ -39,6 +34,19 @@ TEST(ShippedExperiments, EveryFileLoads) {
     try {
       const Experiment e = load_experiment(file.string(), {}, registry());
       EXPECT_FALSE(e.stages.empty()) << file;
+    } catch (const ConfigError& error) {
+      ADD_FAILURE() << error.what();
+    }
+  }
+}
+
+TEST(ShippedExperiments, EverySweepTrialLoads) {
+  for (const auto& file : experiment_files()) {
+    try {
+      const SweepFile sweep = read_sweep_file(file.string());
+      if (!sweep.spec) continue;
+      const auto trials = load_trials(sweep, {}, {}, registry());
+      EXPECT_EQ(trials.size(), sweep.spec->trial_count()) << file;
     } catch (const ConfigError& error) {
       ADD_FAILURE() << error.what();
     }

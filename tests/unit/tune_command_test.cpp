@@ -1,11 +1,13 @@
 // exprun tune and micro_batch = "auto" through the real binary on the tiny synthetic
 // experiment (HRNet of width 4): the measured table, its JSON, and a run whose tuner picks
 // micro-batch 2 x 3 under a budget that fits 2 but not 3, and whose measured peak stays under it.
+// Also exprun bench, which measures the same steps across plans and memory strategies.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 
+#include "bench/strategy_benchmark.hpp"
 #include "test_support.hpp"
 
 namespace exprun {
@@ -166,6 +168,92 @@ TEST_F(TuneTest, BadBudgetAndUnknownStageAreUsageErrors) {
   r = exprun({"tune", file_.string(), "--budget", "1GiB", "--stage", "trian"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_CONTAINS(r.err, "--stage trian: no stage is named \"trian\"; did you mean 'train'?");
+}
+
+// ---------------------------------------------------------------- exprun bench
+
+TEST(BenchPlans, ParseMicroByAccumulation) {
+  const auto plans = parse_bench_plans("4x1, 2x2,1x4");
+  ASSERT_EQ(plans.size(), 3u);
+  EXPECT_EQ(plans[1].micro_batch, 2);
+  EXPECT_EQ(plans[1].accumulation, 2);
+  EXPECT_EQ(plans[2].effective_batch(), 4);
+  for (const char* bad : {"4", "x2", "4x0", "2x2x2", "ax1", ""}) {
+    EXPECT_THROW(parse_bench_plans(bad), std::invalid_argument) << bad;
+  }
+  const auto all = plans_for_effective_batch(6);
+  ASSERT_EQ(all.size(), 4u);  // 6x1, 3x2, 2x3, 1x6
+  EXPECT_EQ(all[0].micro_batch, 6);
+  EXPECT_EQ(all[3].accumulation, 6);
+}
+
+TEST(BenchVariants, ParseNamesJoinedByPlus) {
+  const auto v = parse_bench_variants("none,mixed_precision+activation_checkpointing");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_TRUE(v[0].empty());
+  EXPECT_EQ(variant_name(v[1]), "mixed_precision+activation_checkpointing");
+  try {
+    parse_bench_variants("none,gradient_accumulation");
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_CONTAINS(e.what(), "found 'gradient_accumulation'");
+  }
+}
+
+class BenchTest : public TuneTest {};
+
+// Peaks are exact byte counts of live tensors with one thread, so they can be compared.
+TEST_F(BenchTest, MeasuresEveryPlanWithAndWithoutEachStrategy) {
+  experiment_.effective_batch = 4;
+  experiment_.micro_batch = 4;
+  test::write_text(file_, experiment_.toml());
+  const auto r = exprun({"bench", file_.string(), "--plans", "4x1,2x2,1x4", "--steps", "1",
+                         "--json", (dir_ / "bench.json").string()},
+                        dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  expect_no_crash(r);
+  const auto lines = test::split_lines(r.out);
+  ASSERT_EQ(lines.size(), 15u) << r.out;  // title, header, 12 cases, JSON path
+  EXPECT_CONTAINS(lines[1], "peak");
+  EXPECT_CONTAINS(lines[1], "img/s");
+  EXPECT_EQ(lines[2].rfind("4x1    none", 0), 0u) << lines[2];
+  EXPECT_CONTAINS(lines[13], "1x4    mixed_precision+activation_checkpointing");
+
+  const json bench = json::parse(test::read_text(dir_ / "bench.json"));
+  EXPECT_EQ(bench["stage"], "train");
+  EXPECT_EQ(bench["timed_steps"], 1);
+  ASSERT_EQ(bench["cases"].size(), 12u);
+  std::map<std::pair<std::string, std::int64_t>, std::int64_t> peak;
+  for (const auto& c : bench["cases"]) {
+    ASSERT_TRUE(c["ok"].get<bool>()) << c.dump();
+    EXPECT_EQ(c["effective_batch"], 4);
+    EXPECT_GT(c["images_per_second"].get<double>(), 0);
+    peak[{c["variant"].get<std::string>(), c["micro_batch"].get<std::int64_t>()}] =
+        c["peak_bytes"].get<std::int64_t>();
+  }
+  EXPECT_EQ(bench["cases"][3]["strategies"],
+            json::array({"mixed_precision", "gradient_accumulation", "activation_checkpointing"}));
+  for (const std::string variant : {"none", "mixed_precision", "activation_checkpointing",
+                                    "mixed_precision+activation_checkpointing"}) {
+    // Smaller micro-batches hold fewer activations.
+    EXPECT_GT(peak.at({variant, 4}), peak.at({variant, 2})) << variant;
+    EXPECT_GT(peak.at({variant, 2}), peak.at({variant, 1})) << variant;
+  }
+  for (std::int64_t micro : {4, 2, 1}) {
+    EXPECT_LT(peak.at({"activation_checkpointing", micro}), peak.at({"none", micro})) << micro;
+    EXPECT_LT(peak.at({"mixed_precision", micro}), peak.at({"none", micro})) << micro;
+    EXPECT_LT(peak.at({"mixed_precision+activation_checkpointing", micro}),
+              peak.at({"mixed_precision", micro}))
+        << micro;
+  }
+}
+
+TEST_F(BenchTest, BadPlansAreUsageErrors) {
+  test::write_text(file_, experiment_.toml());
+  const auto r = exprun({"bench", file_.string(), "--plans", "4x0"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.err, "--plans '4x0': expected MICROxACCUMULATION with positive integers");
 }
 
 }  // namespace

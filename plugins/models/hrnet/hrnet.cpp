@@ -268,6 +268,13 @@ class HRNet : public Model {
     conv2 = register_module("conv2", conv(64, 64, 3, 2));
     bn2 = register_module("bn2", batch_norm(64));
     layer1 = register_module("layer1", make_layer<Bottleneck>(64, 64, stem_blocks_));
+    // The stem's convolutions as one module for checkpointing, left unregistered so that
+    // parameter names stay those of the reference code (conv1, bn1, ...).
+    stem_ = std::make_shared<nn::Module>();
+    stem_->register_module("conv1", conv1.ptr());
+    stem_->register_module("bn1", bn1.ptr());
+    stem_->register_module("conv2", conv2.ptr());
+    stem_->register_module("bn2", bn2.ptr());
 
     std::vector<std::int64_t> previous{64 * Bottleneck::kExpansion};
     for (int stage = 0; stage < 3; ++stage) {
@@ -294,26 +301,38 @@ class HRNet : public Model {
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {
-    auto x = torch::relu(bn1(conv1(images)));
-    x = torch::relu(bn2(conv2(x)));
-    x = run_layer(*layer1, stem_blocks_, x);
+    const bool training = is_training();
+    torch::Tensor x = stem(images, training && is_checkpointed("stem"));
     std::vector<torch::Tensor> branches{x};
     for (std::size_t stage = 0; stage < 3; ++stage) {
       branches = transition(*transitions_[stage], branches, stage + 2);
+      const bool recompute = training && is_checkpointed("stage" + std::to_string(stage + 2));
       for (std::int64_t m = 0; m < num_modules_[stage]; ++m) {
-        branches = stages_[stage]
-                       ->at<HighResolutionModule>(static_cast<std::size_t>(m))
-                       ->forward(branches);
+        auto module = stages_[stage]->at<HighResolutionModule>(static_cast<std::size_t>(m));
+        // One segment per module: backward then holds one module's activations at a time.
+        branches = recompute ? checkpoint_segment(
+                                   *module,
+                                   [module](const std::vector<torch::Tensor>& in) {
+                                     return module->forward(in);
+                                   },
+                                   branches)
+                             : module->forward(branches);
       }
     }
-    std::vector<torch::Tensor> maps{branches[0]};
-    const std::vector<std::int64_t> size{branches[0].size(2), branches[0].size(3)};
-    for (std::size_t b = 1; b < branches.size(); ++b) {
-      maps.push_back(F::interpolate(
-          branches[b],
-          F::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false)));
+    if (training && is_checkpointed("head")) {
+      return checkpoint_segment(
+                 *head_.ptr(),
+                 [this](const std::vector<torch::Tensor>& in) {
+                   return std::vector<torch::Tensor>{head(in)};
+                 },
+                 branches)
+          .front();
     }
-    return head_->forward(torch::cat(maps, 1));
+    return head(branches);
+  }
+
+  std::vector<std::string> checkpointable_parts() const override {
+    return {"stem", "stage2", "stage3", "stage4", "head"};
   }
 
   std::int64_t output_stride() const override { return 4; }
@@ -345,6 +364,35 @@ class HRNet : public Model {
   }
 
  private:
+  // The two stride-2 convolutions, then stage 1's bottlenecks. Checkpointed as one segment for
+  // the convolutions and one per bottleneck: at 1/2 and 1/4 resolution these hold most of the
+  // network's activations, and backward then holds one segment's at a time.
+  torch::Tensor stem(const torch::Tensor& images, bool recompute) {
+    auto convolutions = [this](const torch::Tensor& in) {
+      auto x = torch::relu(bn1(conv1(in)));
+      return torch::relu(bn2(conv2(x)));
+    };
+    auto x = recompute ? checkpoint_segment(*stem_, convolutions, images) : convolutions(images);
+    for (std::int64_t i = 0; i < stem_blocks_; ++i) {
+      auto block = layer1->at<Block>(static_cast<std::size_t>(i));
+      auto run = [block](const torch::Tensor& in) { return block->forward(in); };
+      x = recompute ? checkpoint_segment(*block, run, x) : run(x);
+    }
+    return x;
+  }
+
+  // Lower branches upsampled to the highest resolution, concatenated, mapped to heatmaps.
+  torch::Tensor head(const std::vector<torch::Tensor>& branches) {
+    std::vector<torch::Tensor> maps{branches[0]};
+    const std::vector<std::int64_t> size{branches[0].size(2), branches[0].size(3)};
+    for (std::size_t b = 1; b < branches.size(); ++b) {
+      maps.push_back(F::interpolate(
+          branches[b],
+          F::InterpolateFuncOptions().size(size).mode(torch::kBilinear).align_corners(false)));
+    }
+    return head_->forward(torch::cat(maps, 1));
+  }
+
   // A new, lower-resolution branch comes from the lowest existing one by a stride-2 conv; an
   // existing branch is only touched when its channel count changes.
   static IndexedList make_transition(const std::vector<std::int64_t>& previous,
@@ -397,6 +445,7 @@ class HRNet : public Model {
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   IndexedList layer1;
+  std::shared_ptr<nn::Module> stem_;
   std::vector<IndexedList> transitions_;
   std::vector<IndexedList> stages_;
   nn::Sequential head_{nullptr};

@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace exprun::sdk {
 
@@ -23,6 +26,18 @@ class Model : public torch::nn::Module {
     (void)width;
     return 0.0;
   }
+
+  // Parts of the model that can be recomputed in backward (activation checkpointing), e.g.
+  // {"stem", "stage2", "head"}; empty when the model has none. A model checks
+  // is_checkpointed(part) in forward() and runs that part through sdk::checkpoint_segment.
+  virtual std::vector<std::string> checkpointable_parts() const { return {}; }
+  // Set by the activation_checkpointing strategy, after checking the names against
+  // checkpointable_parts().
+  void set_checkpointed_parts(std::set<std::string> parts) { checkpointed_ = std::move(parts); }
+  bool is_checkpointed(const std::string& part) const { return checkpointed_.count(part) > 0; }
+
+ private:
+  std::set<std::string> checkpointed_;
 };
 
 }  // namespace exprun::sdk

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "exprun/sdk/abi.hpp"
+#include "exprun/sdk/checkpointing.hpp"
 #include "exprun/sdk/dataset.hpp"
 #include "exprun/sdk/landmarks.hpp"
 #include "exprun/sdk/loss.hpp"

@@ -1,0 +1,50 @@
+// sweep.json: one document for a whole sweep, rewritten after every trial, with each trial's
+// swept values, status and the key results of its stages (docs/report.md describes each field).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sweep/sweep_spec.hpp"
+
+namespace exprun {
+
+inline constexpr int kSweepSchemaVersion = 1;
+
+// "trial-007": a trial's run directory inside the sweep directory.
+std::string trial_dir_name(std::size_t index);
+
+// The results of one element of a report.json's "stages" that a sweep compares: best
+// validation MRE, SD and SDR, best epoch, peak memory, speed, batch plan.
+nlohmann::json stage_summary(const nlohmann::json& stage);
+
+class SweepReport {
+ public:
+  // trials: the ones this sweep runs, every one "pending" until it starts.
+  SweepReport(const SweepSpec& spec, const std::string& experiment, const std::string& source_file,
+              const std::vector<std::string>& overrides, const std::vector<SweepTrial>& trials,
+              std::filesystem::path path);
+  void start_trial(std::size_t index);
+  // run_report: the trial's report.json, or null when it failed before writing one. An empty
+  // error means the trial completed.
+  void finish_trial(std::size_t index, const nlohmann::json& run_report, const std::string& error,
+                    double seconds);
+  // "completed" when every trial did, else "failed".
+  void finish();
+  bool ok() const;
+  // Writes sweep.json atomically.
+  void write() const;
+  const nlohmann::json& json() const { return doc_; }
+
+ private:
+  nlohmann::json& trial(std::size_t index);
+  nlohmann::json doc_;
+  std::filesystem::path path_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace exprun

@@ -1,0 +1,69 @@
+#include "sweep/sweep_run.hpp"
+
+#include <c10/util/Exception.h>
+
+#include <chrono>
+
+#include "run/experiment_run.hpp"
+#include "sweep/sweep_report.hpp"
+#include "train/progress.hpp"
+#include "util/atomic_file.hpp"
+
+namespace exprun {
+
+SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& trials,
+                       const std::vector<std::string>& overrides, const Registry& registry) {
+  // experiment.name and experiment.output cannot be swept, so every trial agrees on them.
+  const Experiment& first = trials.front().experiment;
+  SweepOutcome outcome;
+  outcome.sweep_dir = make_run_dir(first.output_dir, first.name);
+
+  std::string copy = "# " + file.path + " as given";
+  for (const auto& o : overrides) copy += ", --set " + o;
+  write_file_atomically(outcome.sweep_dir / "experiment.toml", copy + "\n" + file.text);
+
+  std::vector<SweepTrial> listed;
+  for (const auto& t : trials) listed.push_back(t.trial);
+  SweepReport report(*file.spec, first.name, file.path, overrides, listed,
+                     outcome.sweep_dir / "sweep.json");
+  report.write();
+  Progress::message("exprun: sweep " + outcome.sweep_dir.string() + ": " +
+                    std::to_string(trials.size()) + " of " +
+                    std::to_string(file.spec->trial_count()) + " trials");
+
+  for (std::size_t n = 0; n < trials.size(); ++n) {
+    const SweepTrial& trial = trials[n].trial;
+    Progress::message("exprun: sweep trial " + std::to_string(trial.index) + " (" +
+                      std::to_string(n + 1) + "/" + std::to_string(trials.size()) +
+                      "): " + trial_values_text(trial));
+    report.start_trial(trial.index);
+    report.write();
+    const auto start = std::chrono::steady_clock::now();
+    nlohmann::json run_report;
+    std::string error;
+    try {
+      RunOutcome run = run_experiment(trials[n].experiment, registry,
+                                      outcome.sweep_dir / trial_dir_name(trial.index));
+      run_report = run.report;
+      if (!run.ok) error = run.report.value("error", std::string("the run failed"));
+    } catch (const c10::Error& e) {
+      error = e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    report.finish_trial(trial.index, run_report, error, seconds);
+    report.write();
+    if (!error.empty()) {
+      Progress::message("exprun: sweep trial " + std::to_string(trial.index) + " failed: " + error);
+    }
+  }
+  report.finish();
+  report.write();
+  outcome.sweep = report.json();
+  outcome.ok = report.ok();
+  return outcome;
+}
+
+}  // namespace exprun

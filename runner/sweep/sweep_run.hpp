@@ -1,0 +1,29 @@
+// Runs the trials of a sweep one after another, each in its own run directory inside one
+// sweep directory, keeping sweep.json current after every trial.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "plugins/registry.hpp"
+#include "sweep/sweep_loader.hpp"
+
+namespace exprun {
+
+struct SweepOutcome {
+  std::filesystem::path sweep_dir;
+  nlohmann::json sweep;  // the final sweep.json
+  bool ok = false;       // every trial completed
+};
+
+// trials: validated already (load_trials). Creates <output>/<name>/<UTC time>/ with a copy of
+// the experiment file, sweep.json and trial-NNN/ per trial. A failing trial (a stage failing
+// when built or trained, or any other error) is recorded and the next one still runs.
+// overrides: the user's --set arguments, recorded in sweep.json.
+SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& trials,
+                       const std::vector<std::string>& overrides, const Registry& registry);
+
+}  // namespace exprun
