@@ -8,6 +8,9 @@
 #include "data/batch_loader.hpp"
 #include "eval/mean_shape.hpp"
 #include "memory/memory_tracker.hpp"
+#include "report/event_file_writer.hpp"
+#include "report/learning_curves.hpp"
+#include "report/tensorboard_scalars.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluator.hpp"
 #include "train/optimizer_factory.hpp"
@@ -120,6 +123,9 @@ nlohmann::json StageTrainer::run() {
 
   best_mre_ = std::numeric_limits<double>::infinity();
   std::string metrics_lines;
+  // In the stage directory, so `tensorboard --logdir results/` names the curves
+  // <experiment>/<run-id>/<stage>.
+  EventFileWriter events(dir_);
   for (std::int64_t epoch = 0; epoch < config_.epochs; ++epoch) {
     const EpochStats stats = train_epoch(epoch);
     elapsed_train_seconds_ += stats.seconds;
@@ -155,6 +161,11 @@ nlohmann::json StageTrainer::run() {
     history_.push_back(line);
     metrics_lines += line.dump() + "\n";
     write_file_atomically(metrics_file, metrics_lines);
+    write_epoch_scalars(events, line, metrics);
+    write_learning_curves_png(
+        dir_ / "curves.png",
+        learning_curves_from_history(experiment_.name + " / " + config_.name, history_,
+                                     baseline_metrics_["overall"]["mre"], best_epoch_));
 
     CheckpointInfo info{experiment_.name,   config_.name,
                         epoch + 1,          best_mre_,

@@ -9,6 +9,7 @@
 #include <exprun/sdk/params.hpp>
 #include <exprun/sdk/plugin.hpp>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "event_file_reader.hpp"
 #include "plugins/registry.hpp"
 #include "test_support.hpp"
 #include "train/checkpoint.hpp"
@@ -217,6 +219,8 @@ class TinyRunTest : public ::testing::Test {
   void BestIsTheMinimumOfTheHistory();
   void MetricsJsonlMatchesTheHistory();
   void CheckpointsHoldTheDocumentedEntries();
+  void TensorBoardEventsHoldTheHistory();
+  void CurvesPngShowsBothCurves();
 };
 
 void TinyRunTest::ExitsCleanly() { expect_no_crash(run_->result); }
@@ -256,7 +260,8 @@ void TinyRunTest::RunDirectoryLayout() {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
     EXPECT_TRUE(name == "experiment.toml" || name == "resolved.toml" || name == "report.json" ||
-                name == "metrics.jsonl" || name == "latest.pt" || name == "best.pt")
+                name == "metrics.jsonl" || name == "latest.pt" || name == "best.pt" ||
+                name == "curves.png" || name.rfind("events.out.tfevents.", 0) == 0)
         << "unexpected file " << entry.path();
   }
 }
@@ -638,6 +643,56 @@ void TinyRunTest::CheckpointsHoldTheDocumentedEntries() {
   }
 }
 
+// The stage's event file, read with the tests' own reader: one event per scalar per epoch,
+// equal (as float) to metrics.jsonl.
+void TinyRunTest::TensorBoardEventsHoldTheHistory() {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(run_dir() / "train"))
+    if (entry.path().filename().string().rfind("events.out.tfevents.", 0) == 0)
+      files.push_back(entry.path());
+  ASSERT_EQ(files.size(), 1u);
+  const auto events = test::read_event_file(files[0]);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events[0].file_version, "brain.Event:2");
+  std::map<std::pair<std::string, std::int64_t>, float> scalars;
+  for (const auto& e : events)
+    for (const auto& [tag, value] : e.scalars) scalars[{tag, e.step}] = value;
+  const json& history = run_->report["stages"][0]["history"];
+  ASSERT_EQ(history.size(), 2u);
+  for (const auto& line : history) {
+    const std::int64_t epoch = line["epoch"];
+    EXPECT_EQ(scalars.at({"train/loss", epoch}), line["train_loss"].get<float>());
+    EXPECT_EQ(scalars.at({"train/lr", epoch}), line["lr"].get<float>());
+    EXPECT_EQ(scalars.at({"val/mre_mm", epoch}), line["val_mre_mm"].get<float>());
+    EXPECT_EQ(scalars.at({"val/sdr_2.0mm", epoch}), line["val_sdr"]["2.0"].get<float>());
+    EXPECT_EQ(scalars.at({"memory/peak_bytes", epoch}), line["peak_memory_bytes"].get<float>());
+    EXPECT_EQ(scalars.count({"train/images_per_second", epoch}), 1u);
+    EXPECT_EQ(scalars.count({"val/sd_mm", epoch}), 1u);
+  }
+  const json& final_landmarks = run_->report["stages"][0]["final"]["per_landmark"];
+  for (const auto& [symbol, m] : final_landmarks.items()) {
+    if (m["mre"].is_number()) {
+      EXPECT_EQ(scalars.at({"val_landmark_mre_mm/" + symbol, 2}), m["mre"].get<float>()) << symbol;
+    }
+  }
+}
+
+// 800 x 380, with the loss curve (blue) in the left panel and the MRE curve (red) in the right.
+void TinyRunTest::CurvesPngShowsBothCurves() {
+  const cv::Mat image = cv::imread((run_dir() / "train" / "curves.png").string());
+  ASSERT_FALSE(image.empty());
+  EXPECT_EQ(image.cols, 800);
+  EXPECT_EQ(image.rows, 380);
+  auto count = [&](int x0, int x1, const cv::Vec3b& bgr) {
+    int n = 0;
+    for (int y = 0; y < image.rows; ++y)
+      for (int x = x0; x < x1; ++x) n += image.at<cv::Vec3b>(y, x) == bgr;
+    return n;
+  };
+  EXPECT_GT(count(0, 400, {180, 90, 30}), 50);
+  EXPECT_GT(count(400, 800, {40, 40, 200}), 50);
+}
+
 // One test, so that ctest (which runs every test in its own process) trains once.
 TEST_F(TinyRunTest, RunDirectoryAndReportMatchTheDocs) {
   {
@@ -695,6 +750,14 @@ TEST_F(TinyRunTest, RunDirectoryAndReportMatchTheDocs) {
   {
     SCOPED_TRACE("FinalBestAndBaselineMetrics");
     FinalBestAndBaselineMetrics();
+  }
+  {
+    SCOPED_TRACE("TensorBoardEventsHoldTheHistory");
+    TensorBoardEventsHoldTheHistory();
+  }
+  {
+    SCOPED_TRACE("CurvesPngShowsBothCurves");
+    CurvesPngShowsBothCurves();
   }
   {
     SCOPED_TRACE("History");
