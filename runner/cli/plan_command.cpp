@@ -44,6 +44,13 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
   std::printf("              %lld parameters, %.3f G multiply-adds per image\n",
               static_cast<long long>(b.parameter_count), b.multiply_adds / 1e9);
   std::printf("  loss        %s\n", params_text(s.loss).c_str());
+  if (!s.loss_weights.by_symbol.empty()) {
+    std::vector<std::string> weights;
+    for (const auto& [symbol, weight] : s.loss_weights.by_symbol)
+      weights.push_back(symbol + " = " + format_number(weight));
+    std::printf("              landmark weights { %s }, every other landmark 1\n",
+                join(weights, ", ").c_str());
+  }
   std::vector<std::string> strategies;
   for (const auto& m : s.memory.strategies) strategies.push_back(params_text(m));
   if (s.memory.micro_batch_auto) {

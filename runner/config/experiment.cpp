@@ -25,6 +25,9 @@ nlohmann::json to_json(const StageConfig& stage) {
                      {"scale", d.augment.scale},           {"shift", d.augment.shift},
                      {"brightness", d.augment.brightness}, {"contrast", d.augment.contrast}};
 
+  nlohmann::json loss = to_json(stage.loss);
+  if (!stage.loss_weights.by_symbol.empty()) loss["weights"] = stage.loss_weights.by_symbol;
+
   nlohmann::json memory = {{"effective_batch", stage.memory.effective_batch},
                            {"strategies", nlohmann::json::array()}};
   if (stage.memory.micro_batch_auto) {
@@ -53,7 +56,7 @@ nlohmann::json to_json(const StageConfig& stage) {
           {"device", stage.device},
           {"data", data},
           {"model", to_json(stage.model)},
-          {"loss", to_json(stage.loss)},
+          {"loss", loss},
           {"memory", memory},
           {"optimizer", optimizer},
           {"schedule",

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,6 +67,14 @@ struct ScheduleConfig {
   double min_lr = 0.0;
 };
 
+// loss.weights: how much each landmark's heatmap counts in the loss, by symbol ("Go"); landmarks
+// not named weigh 1. Checked against the dataset's symbols when the stage is built.
+struct LandmarkWeights {
+  std::map<std::string, double> by_symbol;
+  std::map<std::string, std::string> where;  // symbol -> file:line:column of its value
+  std::string key_path;                      // "stages.finetune.loss.weights"
+};
+
 struct StageConfig {
   std::string name;
   std::int64_t epochs = 1;
@@ -73,6 +82,7 @@ struct StageConfig {
   DataConfig data;
   PluginChoice model;
   PluginChoice loss;
+  LandmarkWeights loss_weights;
   MemoryConfig memory;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;

@@ -221,6 +221,26 @@ AugmentConfig read_augment(TableReader& data) {
   return out;
 }
 
+// loss.weights = { Go = 3.0, Ar = 3.0 }: a runner key, so that every loss plugin gets the
+// weights the same way (as Loss::compute's landmark_weights). Symbols are checked at build
+// time, against the dataset.
+LandmarkWeights read_landmark_weights(TableReader& loss) {
+  LandmarkWeights out;
+  out.key_path = loss.key_path("weights");
+  const toml::node* node = loss.take("weights");
+  if (!node) return out;
+  if (!node->is_table()) {
+    loss.fail("weights", "expected a table of landmark symbol = weight, e.g. { Go = 3.0 }, found " +
+                             describe_node(*node));
+  }
+  TableReader weights(loss.layered().sub_table("weights"));
+  for (const auto& symbol : weights.unread()) {
+    out.where[symbol] = describe_source(weights.layered().find(symbol)->source());
+    out.by_symbol[symbol] = weights.required_number(symbol, 0, 1000);
+  }
+  return out;
+}
+
 DataConfig read_data(TableReader& stage, const SchemaSource& plugins) {
   DataConfig out;
   TableReader r(stage.table("data"));
@@ -382,7 +402,8 @@ StageConfig read_stage(const LayeredTable& table, const SchemaSource& plugins) {
   out.model = read_plugin_table(model, sdk::PluginKind::Model, plugins, {"plugin"});
   model.reject_unknown();
   TableReader loss(r.table("loss"));
-  out.loss = read_plugin_table(loss, sdk::PluginKind::Loss, plugins, {"plugin"});
+  out.loss_weights = read_landmark_weights(loss);
+  out.loss = read_plugin_table(loss, sdk::PluginKind::Loss, plugins, {"plugin", "weights"});
   loss.reject_unknown();
   out.memory = read_memory(r, plugins);
   out.optimizer = read_optimizer(r);

@@ -1,8 +1,10 @@
 #include "train/stage_builder.hpp"
 
+#include <algorithm>
 #include <numeric>
 
 #include "config/config_error.hpp"
+#include "util/text.hpp"
 
 namespace exprun {
 namespace {
@@ -35,6 +37,26 @@ std::vector<std::string> BuiltStage::symbols() const {
   std::vector<std::string> out;
   for (const auto& l : landmarks) out.push_back(l.symbol);
   return out;
+}
+
+torch::Tensor landmark_weight_tensor(const LandmarkWeights& weights,
+                                     const std::vector<std::string>& symbols) {
+  std::vector<float> values(symbols.size(), 1.0f);
+  for (const auto& [symbol, weight] : weights.by_symbol) {
+    const auto it = std::find(symbols.begin(), symbols.end(), symbol);
+    if (it == symbols.end()) {
+      throw ConfigError(weights.where.at(symbol) + ": " + weights.key_path + "." + symbol +
+                        ": the dataset has no landmark '" + symbol + "'" +
+                        did_you_mean(symbol, symbols) + " (its landmarks: " + join(symbols, ", ") +
+                        ")");
+    }
+    values[static_cast<std::size_t>(it - symbols.begin())] = static_cast<float>(weight);
+  }
+  if (std::all_of(values.begin(), values.end(), [](float v) { return v == 0.0f; })) {
+    throw ConfigError(weights.where.begin()->second + ": " + weights.key_path +
+                      ": every landmark weighs 0, so there is nothing to learn");
+  }
+  return torch::tensor(values, torch::kFloat);
 }
 
 std::vector<std::int64_t> partition_batch(
@@ -99,7 +121,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   out.loss = building(stage.loss, [&] {
     return registry.make_loss(stage.loss.name, stage.loss.params, loss_context);
   });
-  out.landmark_weights = torch::ones({k}, torch::TensorOptions().device(out.device));
+  out.landmark_weights = landmark_weight_tensor(stage.loss_weights, out.symbols()).to(out.device);
 
   // The registry outlives every stage it builds (it holds the plugins' code), and the model is
   // shared, so the factory may be kept with the stage.

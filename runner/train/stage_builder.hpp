@@ -49,6 +49,11 @@ struct BuiltStage {
 std::vector<std::int64_t> partition_batch(
     const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies, std::int64_t batch_size);
 
+// K weights in the dataset's landmark order: loss.weights by symbol, 1 for the others. Throws
+// ConfigError for a symbol the dataset does not have, or when every weight is 0.
+torch::Tensor landmark_weight_tensor(const LandmarkWeights& weights,
+                                     const std::vector<std::string>& symbols);
+
 torch::Device resolve_device(const std::string& device);
 // stage_index seeds the model's initialisation, so each stage of a run is reproducible.
 BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,

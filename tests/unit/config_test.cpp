@@ -15,6 +15,7 @@
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
 #include "test_support.hpp"
+#include "train/stage_builder.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -920,6 +921,71 @@ TEST(ConfigOverrides, MissingKeyStillPointsAtTheFile) {
       at_line(line) + "1: stages.finetune.epochs: missing required key (an integer in [1, 1e+06])");
   const auto e = parse(kBase, {"epochs=2"});
   EXPECT_EQ(e.stages[0].where, at_line(line_of(kBase, "[[stage]]")) + "1");
+}
+
+// ---------------------------------------------------------------- loss.weights
+
+TEST(ConfigLossWeights, MergeKeyByKeyFromDefaultsAndStage) {
+  const std::string text =
+      with_stage_lines("finetune", "loss = { weights = { Ar = 0.5, S = 2 } }\n");
+  const std::string with_defaults =
+      replaced(text, "plugin = \"adaptive_wing\"\n",
+               "plugin = \"adaptive_wing\"\nweights = { Go = 3.0, Ar = 3.0 }\n");
+  const Experiment e = parse(with_defaults);
+  EXPECT_EQ(stage_named(e, "pretrain").loss_weights.by_symbol,
+            (std::map<std::string, double>{{"Ar", 3.0}, {"Go", 3.0}}));
+  const auto& finetune = stage_named(e, "finetune").loss_weights;
+  EXPECT_EQ(finetune.by_symbol,
+            (std::map<std::string, double>{{"Ar", 0.5}, {"Go", 3.0}, {"S", 2.0}}));
+  EXPECT_EQ(finetune.key_path, "stages.finetune.loss.weights");
+  EXPECT_EQ(finetune.where.at("Go").rfind(at_line(line_of(with_defaults, "weights = { Go")), 0), 0u)
+      << finetune.where.at("Go");
+  // The resolved configuration keeps them with the loss.
+  EXPECT_EQ(to_json(stage_named(e, "finetune"))["loss"]["weights"]["S"], 2.0);
+}
+
+TEST(ConfigLossWeights, BadValuesNameTheKey) {
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "loss = { weights = 3 }\n")),
+                  "stages.finetune.loss.weights: expected a table of landmark symbol = weight");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "loss = { weights = { Go = -1 } }\n")),
+                  "stages.finetune.loss.weights.Go: expected a number in [0, 1000]");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "loss = { weights = { Go = \"x\" } }\n")),
+                  "stages.finetune.loss.weights.Go");
+  // A misspelt `weights` is suggested like any other key of the loss table.
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "loss = { wieghts = { Go = 2 } }\n")),
+                  "did you mean 'weights'?");
+}
+
+TEST(LandmarkWeightTensor, InDatasetOrderWithOnesForUnnamed) {
+  LandmarkWeights w;
+  w.by_symbol = {{"Go", 3.0}, {"S", 0.0}};
+  w.where = {{"Go", "q.toml:4:9"}, {"S", "q.toml:4:19"}};
+  w.key_path = "stages.ft.loss.weights";
+  const auto t = landmark_weight_tensor(w, {"S", "N", "Go"});
+  EXPECT_TRUE(torch::equal(t, torch::tensor({0.0f, 1.0f, 3.0f})));
+}
+
+TEST(LandmarkWeightTensor, UnknownSymbolIsAnErrorWithTheCloseName) {
+  LandmarkWeights w;
+  w.by_symbol = {{"G0", 3.0}};
+  w.where = {{"G0", "q.toml:4:9"}};
+  w.key_path = "stages.ft.loss.weights";
+  try {
+    landmark_weight_tensor(w, {"Sella", "Nasion", "Go"});
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "q.toml:4:9: stages.ft.loss.weights.G0: the dataset has no landmark 'G0'; did you "
+              "mean 'Go'? (its landmarks: Sella, Nasion, Go)");
+  }
+}
+
+TEST(LandmarkWeightTensor, AllZeroIsAnError) {
+  LandmarkWeights w;
+  w.by_symbol = {{"S", 0.0}, {"N", 0.0}};
+  w.where = {{"S", "q.toml:4:9"}, {"N", "q.toml:4:17"}};
+  w.key_path = "stages.ft.loss.weights";
+  EXPECT_THROW(landmark_weight_tensor(w, {"S", "N"}), ConfigError);
 }
 
 }  // namespace
