@@ -12,20 +12,6 @@
 #include "util/text.hpp"
 
 namespace exprun::cli {
-namespace {
-
-std::size_t stage_index_named(const Experiment& experiment, const std::string& name) {
-  std::vector<std::string> names;
-  for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
-    if (experiment.stages[i].name == name) return i;
-    names.push_back(experiment.stages[i].name);
-  }
-  throw ConfigError("--stage " + name + ": no stage is named \"" + name + "\"" +
-                    did_you_mean(name, names));
-}
-
-}  // namespace
-
 int bench_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string file;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "config/config_error.hpp"
+#include "util/text.hpp"
 
 namespace exprun::cli {
 namespace {
@@ -74,6 +75,16 @@ int guarded(const std::function<int()>& body) {
     std::cerr << "exprun: error: " << e.what() << "\n";
     return kRunFailed;
   }
+}
+
+std::size_t stage_index_named(const Experiment& experiment, const std::string& name) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
+    if (experiment.stages[i].name == name) return i;
+    names.push_back(experiment.stages[i].name);
+  }
+  throw ConfigError("--stage " + name + ": no stage is named \"" + name + "\"" +
+                    did_you_mean(name, names));
 }
 
 }  // namespace exprun::cli

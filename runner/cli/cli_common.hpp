@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "config/experiment.hpp"
 #include "plugins/registry.hpp"
 
 namespace exprun::cli {
@@ -37,6 +38,9 @@ bool parse_or_show_help(const std::vector<std::string>& args,
                         const CommonOptions& common);
 
 void load_registry(Registry& registry, const CommonOptions& common);
+
+// The index of the stage `--stage name` names; a ConfigError with the closest names otherwise.
+std::size_t stage_index_named(const Experiment& experiment, const std::string& name);
 
 // Runs `body`, printing any error as "exprun: error: ..." and mapping it to an exit code.
 int guarded(const std::function<int()>& body);

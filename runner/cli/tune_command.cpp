@@ -56,18 +56,7 @@ int tune_command(const std::vector<std::string>& args) {
     Registry registry;
     load_registry(registry, common);
     Experiment experiment = load_one_configuration(file, overrides, registry, "tune");
-    for (const auto& name : stages) {
-      bool known = false;
-      std::vector<std::string> names;
-      for (const auto& s : experiment.stages) {
-        known = known || s.name == name;
-        names.push_back(s.name);
-      }
-      if (!known) {
-        throw ConfigError("--stage " + name + ": no stage is named \"" + name + "\"" +
-                          did_you_mean(name, names));
-      }
-    }
+    for (const auto& name : stages) stage_index_named(experiment, name);  // throws if unknown
     const auto threads = apply_thread_count(experiment.threads);
     nlohmann::json out = {{"experiment", experiment.name},
                           {"source_file", experiment.source_file},
