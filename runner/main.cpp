@@ -22,6 +22,16 @@ commands:
   tune FILE.toml       measure micro-batch x accumulation for each stage: peak memory, speed
   bench FILE.toml      peak memory and images/s of one stage at several micro-batch x
                        accumulation plans, with and without mixed precision and checkpointing
+  compare RUN ...      runs side by side: the config keys that differ, metrics with deltas
+                       and the best marked (RUN: report.json, run or sweep directory)
+  eval FILE.toml --checkpoint C
+                       score a checkpoint on a split (default test); writes a JSON report
+  predict --checkpoint C IMAGE... --out DIR
+                       landmarks of each image as Aariz JSON, plus an overlay PNG
+  data FILE.toml       read a stage's dataset: counts per split, image sizes, mm/px per
+                       machine, landmarks, files skipped and why
+  synth --format aariz|isbi2015 --out DIR --count N
+                       write generated cephalograms as a dataset tree in that layout
   version              print the exprun and LibTorch versions
 
 Each command takes --help. Docs: docs/experiment-file.md, docs/cli.md.
@@ -58,6 +68,11 @@ int main(int argc, char** argv) {
   if (command == "describe") return describe_command(rest);
   if (command == "tune") return tune_command(rest);
   if (command == "bench") return bench_command(rest);
+  if (command == "synth") return synth_command(rest);
+  if (command == "data") return data_command(rest);
+  if (command == "eval") return eval_command(rest);
+  if (command == "predict") return predict_command(rest);
+  if (command == "compare") return compare_command(rest);
   std::cerr << "exprun: error: unknown command '" << command << "'\n\n" << kUsage;
   return kUsageError;
 }

@@ -19,6 +19,7 @@ packages=(
   libopencv-dev           # images and augmentation
   nlohmann-json3-dev      # reports
   libgtest-dev            # tests
+  python3-jsonschema      # tests: reports checked against docs/report.schema.json
 )
 
 missing=()

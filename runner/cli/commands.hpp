@@ -12,5 +12,10 @@ int plugins_command(const std::vector<std::string>& args);
 int describe_command(const std::vector<std::string>& args);
 int tune_command(const std::vector<std::string>& args);
 int bench_command(const std::vector<std::string>& args);
+int synth_command(const std::vector<std::string>& args);
+int data_command(const std::vector<std::string>& args);
+int eval_command(const std::vector<std::string>& args);
+int predict_command(const std::vector<std::string>& args);
+int compare_command(const std::vector<std::string>& args);
 
 }  // namespace exprun::cli

@@ -27,6 +27,13 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
                      s.memory.effective_batch;
   std::printf("stage %s  (%s)\n", s.name.c_str(), s.where.c_str());
   std::printf("  device      %s (asked: %s)\n", b.device.str().c_str(), s.device.c_str());
+  if (!s.init.empty()) {
+    std::printf("  init        %s (model weights from %s)\n", s.init.text.c_str(),
+                s.init.path.empty() ? ("stage " + s.init.from_stage + "'s " + s.init.which +
+                                       ".pt, once that stage has run")
+                                          .c_str()
+                                    : "that checkpoint file");
+  }
   std::printf("  epochs      %lld, %lld optimiser steps per epoch\n",
               static_cast<long long>(s.epochs), static_cast<long long>(steps));
   std::printf("  data        %s\n", params_text(s.data.reader).c_str());
@@ -51,6 +58,12 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
     std::printf("              landmark weights { %s }, every other landmark 1\n",
                 join(weights, ", ").c_str());
   }
+  if (s.focus.worst > 0) {
+    std::printf(
+        "              focus: weight x%s on the %lld landmarks with the highest best MRE "
+        "of the init stage (chosen when the stage starts)\n",
+        format_number(s.focus.weight).c_str(), static_cast<long long>(s.focus.worst));
+  }
   std::vector<std::string> strategies;
   for (const auto& m : s.memory.strategies) strategies.push_back(params_text(m));
   if (s.memory.micro_batch_auto) {
@@ -73,6 +86,15 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
               s.optimizer.weight_decay);
   std::printf("  schedule    %g warm-up epochs, then %s (min lr %g)\n", s.schedule.warmup_epochs,
               s.schedule.decay.c_str(), s.schedule.min_lr);
+  std::printf("  eval        decode %s\n", s.eval.decode.c_str());
+  const auto& c = s.checkpoint;
+  std::string epochs = "no epoch_N";
+  if (c.every > 0) {
+    epochs = "epoch_N every " + std::to_string(c.every) + " epochs" +
+             (c.keep_last > 0 ? ", last " + std::to_string(c.keep_last) + " kept" : "");
+  }
+  std::printf("  checkpoints best by %s (%s is better), latest, %s\n", c.monitor.c_str(),
+              c.mode == "min" ? "lower" : "higher", epochs.c_str());
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <iostream>
+#include <regex>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -17,6 +18,47 @@ std::string constraint_text(const sdk::ParamSpec& spec) {
     for (const auto& c : spec.choices) out += " \"" + c + "\"";
   }
   return out;
+}
+
+struct ModelSizeOptions {
+  std::int64_t landmarks = 19;
+  std::int64_t channels = 1;
+  std::string input = "256x256";
+};
+
+// A model plugin built with its defaults: its parameter count and multiply-adds at one input.
+// --input WIDTHxHEIGHT as {width, height}.
+std::pair<std::int64_t, std::int64_t> input_size(const std::string& text) {
+  std::smatch m;
+  static const std::regex size_pattern(R"(([1-9]\d{0,5})x([1-9]\d{0,5}))");
+  if (!std::regex_match(text, m, size_pattern))
+    throw po::error("--input \"" + text + "\": expected WIDTHxHEIGHT, e.g. 256x256");
+  return {std::stoll(m[1]), std::stoll(m[2])};
+}
+
+void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
+  if (o.landmarks < 1 || o.channels < 1)
+    throw po::error("--landmarks and --channels must be at least 1");
+  const auto [width, height] = input_size(o.input);
+  std::printf("\nsize with the defaults, %lld landmarks, %lld input channel(s), %lldx%lld input\n",
+              static_cast<long long>(o.landmarks), static_cast<long long>(o.channels),
+              static_cast<long long>(width), static_cast<long long>(height));
+  std::shared_ptr<sdk::Model> model;
+  try {
+    model = p.info->make_model(sdk::Params::resolve(p.schema, {}),
+                               sdk::ModelContext{o.landmarks, o.channels});
+  } catch (const std::exception& e) {
+    std::printf("  not available: the defaults do not build a model (%s)\n", e.what());
+    return;
+  }
+  std::int64_t parameters = 0;
+  for (const auto& t : model->parameters()) parameters += t.numel();
+  const double macs = model->multiply_adds(height, width);
+  char macs_text[32] = "unknown";
+  if (macs > 0) std::snprintf(macs_text, sizeof macs_text, "%.3f G", macs / 1e9);
+  std::printf("  %lld parameters, %s multiply-adds per image, heatmaps at 1/%lld\n",
+              static_cast<long long>(parameters), macs_text,
+              static_cast<long long>(model->output_stride()));
 }
 
 }  // namespace
@@ -64,16 +106,25 @@ int plugins_command(const std::vector<std::string>& args) {
 int describe_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string name;
+  ModelSizeOptions size;
   po::options_description options(
       "exprun describe KIND/NAME [options]\n\nPrints a plugin's parameters with their types, "
-      "defaults and documentation.\n\nOptions");
+      "defaults and documentation; for a model, also its parameter count and multiply-adds "
+      "with its defaults.\n\nOptions");
   add_common_options(options, common);
-  options.add_options()("name", po::value(&name), "plugin, e.g. losses/adaptive_wing");
+  options.add_options()("name", po::value(&name), "plugin, e.g. losses/adaptive_wing")(
+      "landmarks", po::value(&size.landmarks)->default_value(19),
+      "models: heatmaps the model is built with")("channels",
+                                                  po::value(&size.channels)->default_value(1),
+                                                  "models: input channels (1 grey, 3 colour)")(
+      "input", po::value(&size.input)->default_value("256x256"),
+      "models: WIDTHxHEIGHT at which multiply-adds are counted");
   po::positional_options_description positional;
   positional.add("name", 1);
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (name.empty()) throw po::error("describe needs a plugin name, e.g. losses/adaptive_wing");
+    input_size(size.input);  // a bad --input is a usage error before anything is printed
     Registry registry;
     load_registry(registry, common);
     const LoadedPlugin& p = registry.find(name);
@@ -90,6 +141,7 @@ int describe_command(const std::vector<std::string>& args) {
                   def.c_str());
       std::printf("  %-22s %s%s\n", "", spec.doc.c_str(), constraint_text(spec).c_str());
     }
+    if (p.kind() == sdk::PluginKind::Model) print_model_size(p, size);
     return int{kOk};
   });
 }

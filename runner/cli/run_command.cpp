@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -7,8 +9,10 @@
 #include "cli/sweep_cli.hpp"
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
+#include "run/resume.hpp"
 
 namespace exprun::cli {
+namespace fs = std::filesystem;
 
 int run_command(const std::vector<std::string>& args) {
   CommonOptions common;
@@ -16,6 +20,7 @@ int run_command(const std::vector<std::string>& args) {
   std::vector<std::string> overrides;
   std::string output;
   std::vector<std::string> trial_options;
+  std::string resume_dir;
   po::options_description options(
       "exprun run FILE.toml [options]\n\nTrains every stage of "
       "the experiment and writes results/<experiment>/<run-id>/. With a [sweep], runs each "
@@ -28,7 +33,10 @@ int run_command(const std::vector<std::string>& args) {
       "(--set epochs=2), or use experiment.KEY, defaults.KEY, stages.NAME.KEY")(
       "output,o", po::value(&output), "results directory (default: experiment.output, 'results')")(
       "trial", po::value(&trial_options)->composing(),
-      "with a [sweep]: run only this trial (numbered from 0; repeatable, or a list: 0,2)");
+      "with a [sweep]: run only this trial (numbered from 0; repeatable, or a list: 0,2)")(
+      "resume", po::value(&resume_dir)->implicit_value(""),
+      "continue the newest unfinished run of this experiment, or the run directory given "
+      "(--resume=DIR): finished stages are kept, the interrupted one continues exactly");
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
@@ -48,9 +56,30 @@ int run_command(const std::vector<std::string>& args) {
     }
     const SweepFile sweep = read_sweep_file(file);
     reject_trials_without_sweep(sweep, trials);
+    // --resume alone leaves resume_dir empty, like no --resume, so look for the option itself.
+    const bool resume = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+      return a == "--resume" || a.rfind("--resume=", 0) == 0;
+    });
+    if (sweep.spec && resume) {
+      throw po::error(
+          "--resume continues one run; for a sweep, resume a trial: exprun run FILE.toml "
+          "--trial N --resume=SWEEP_DIR/trial-NNN is not supported yet, rerun the trial instead");
+    }
     if (sweep.spec) return run_sweep_command(sweep, trials, overrides, registry);
     Experiment experiment = parse_experiment(sweep.text, file, overrides, registry);
-    RunOutcome outcome = run_experiment(experiment, registry);
+    fs::path run_dir;
+    if (resume)
+      run_dir = resume_dir.empty() ? find_run_to_resume(experiment) : fs::path(resume_dir);
+    RunOutcome outcome = run_experiment(experiment, registry, run_dir, resume);
+    if (outcome.interrupted_by != 0) {
+      std::string again = "exprun run " + file;
+      for (const auto& o : overrides) again += " --set '" + o + "'";
+      again += " --resume=" + outcome.run_dir.string();
+      std::cout << "run interrupted (" << (outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT")
+                << "): the position is saved in the stage's latest.pt. Resume with:\n  " << again
+                << "\n";
+      return 128 + outcome.interrupted_by;
+    }
     const auto& report = outcome.report;
     std::cout << "run " << (outcome.ok ? "completed" : "FAILED") << ": " << outcome.run_dir.string()
               << "/report.json\n";

@@ -23,10 +23,15 @@ nlohmann::json to_json(const StageConfig& stage) {
   data["val_split"] = d.val_split;
   data["augment"] = {{"enabled", d.augment.enabled},       {"rotation", d.augment.rotation_deg},
                      {"scale", d.augment.scale},           {"shift", d.augment.shift},
-                     {"brightness", d.augment.brightness}, {"contrast", d.augment.contrast}};
+                     {"brightness", d.augment.brightness}, {"contrast", d.augment.contrast},
+                     {"gamma", d.augment.gamma},           {"clahe", d.augment.clahe},
+                     {"clahe_clip", d.augment.clahe_clip}, {"clahe_tiles", d.augment.clahe_tiles}};
 
   nlohmann::json loss = to_json(stage.loss);
   if (!stage.loss_weights.by_symbol.empty()) loss["weights"] = stage.loss_weights.by_symbol;
+  if (stage.focus.worst > 0) {
+    loss["focus"] = {{"worst", stage.focus.worst}, {"weight", stage.focus.weight}};
+  }
 
   nlohmann::json memory = {{"effective_batch", stage.memory.effective_batch},
                            {"strategies", nlohmann::json::array()}};
@@ -51,18 +56,26 @@ nlohmann::json to_json(const StageConfig& stage) {
   } else {
     optimizer["betas"] = o.betas;
   }
-  return {{"name", stage.name},
-          {"epochs", stage.epochs},
-          {"device", stage.device},
-          {"data", data},
-          {"model", to_json(stage.model)},
-          {"loss", loss},
-          {"memory", memory},
-          {"optimizer", optimizer},
-          {"schedule",
-           {{"warmup_epochs", stage.schedule.warmup_epochs},
-            {"decay", stage.schedule.decay},
-            {"min_lr", stage.schedule.min_lr}}}};
+  nlohmann::json out = {{"name", stage.name},
+                        {"epochs", stage.epochs},
+                        {"device", stage.device},
+                        {"data", data},
+                        {"model", to_json(stage.model)},
+                        {"loss", loss},
+                        {"memory", memory},
+                        {"optimizer", optimizer},
+                        {"schedule",
+                         {{"warmup_epochs", stage.schedule.warmup_epochs},
+                          {"decay", stage.schedule.decay},
+                          {"min_lr", stage.schedule.min_lr}}},
+                        {"eval", {{"decode", stage.eval.decode}}},
+                        {"checkpoint",
+                         {{"monitor", stage.checkpoint.monitor},
+                          {"mode", stage.checkpoint.mode},
+                          {"every", stage.checkpoint.every},
+                          {"keep_last", stage.checkpoint.keep_last}}}};
+  if (!stage.init.empty()) out["init"] = stage.init.text;
+  return out;
 }
 
 nlohmann::json to_json(const Experiment& e) {

@@ -24,11 +24,15 @@ struct PluginChoice {
 
 struct AugmentConfig {
   bool enabled = true;
-  double rotation_deg = 10.0;  // uniform in [-r, r]
-  double scale = 0.1;          // factor uniform in [1 - s, 1 + s]
-  double shift = 0.05;         // fraction of the input size, uniform in [-s, s] per axis
-  double brightness = 0.1;     // added, uniform in [-b, b]
-  double contrast = 0.1;       // factor uniform in [1 - c, 1 + c] about mid-grey
+  double rotation_deg = 10.0;    // uniform in [-r, r]
+  double scale = 0.1;            // factor uniform in [1 - s, 1 + s]
+  double shift = 0.05;           // fraction of the input size, uniform in [-s, s] per axis
+  double brightness = 0.1;       // added, uniform in [-b, b]
+  double contrast = 0.1;         // factor uniform in [1 - c, 1 + c] about mid-grey
+  double gamma = 0.0;            // exponent uniform in [1 - g, 1 + g]: pixel^gamma
+  double clahe = 0.0;            // probability of CLAHE (contrast-limited adaptive equalisation)
+  double clahe_clip = 2.0;       // CLAHE clip limit (OpenCV's clipLimit)
+  std::int64_t clahe_tiles = 8;  // CLAHE grid: tiles x tiles
 };
 
 struct DataConfig {
@@ -41,6 +45,11 @@ struct DataConfig {
   std::string train_split = "train";
   std::string val_split = "valid";
   AugmentConfig augment;
+};
+
+// eval: how validation and `exprun eval` turn heatmaps into coordinates.
+struct EvalConfig {
+  std::string decode = "argmax";  // argmax (+ quadratic sub-pixel) | dark (Zhang et al. 2020)
 };
 
 struct MemoryConfig {
@@ -75,6 +84,32 @@ struct LandmarkWeights {
   std::string key_path;                      // "stages.finetune.loss.weights"
 };
 
+// init: where a stage's starting weights come from. Unset: the model's own initialisation.
+struct StageInit {
+  std::string from_stage;  // "pretrain_768" in "pretrain_768:best"; empty for a path
+  std::string which;       // "best" | "latest" with from_stage
+  std::string path;        // a checkpoint file, resolved against the experiment file's folder
+  std::string text;        // as written, for messages and the report
+  std::string where;       // file:line:column of the value
+  bool empty() const { return text.empty(); }
+};
+
+// loss.focus: weight the K landmarks the init stage found hardest (by its best validation MRE
+// per landmark) by `weight`, on top of loss.weights.
+struct FocusConfig {
+  std::int64_t worst = 0;  // 0: no focus
+  double weight = 1.0;
+  std::string where;
+};
+
+// checkpoint: which checkpoint is "best", and how many epoch_N files are kept.
+struct CheckpointConfig {
+  std::string monitor = "val_mre_mm";  // a metrics.jsonl field: val_mre_mm, val_sdr_2mm, ...
+  std::string mode = "min";            // min | max: which direction is better
+  std::int64_t every = 0;              // epoch_N every `every` epochs; 0: none
+  std::int64_t keep_last = 0;          // epoch_N files kept; 0: all
+};
+
 struct StageConfig {
   std::string name;
   std::int64_t epochs = 1;
@@ -83,9 +118,13 @@ struct StageConfig {
   PluginChoice model;
   PluginChoice loss;
   LandmarkWeights loss_weights;
+  FocusConfig focus;
+  StageInit init;
+  CheckpointConfig checkpoint;
   MemoryConfig memory;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
+  EvalConfig eval;
   std::string where;  // file:line of the [[stage]] header
 };
 

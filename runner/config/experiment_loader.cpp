@@ -1,7 +1,9 @@
 #include "config/experiment_loader.hpp"
 
 #include <deque>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -14,8 +16,9 @@
 namespace exprun {
 namespace {
 
-const std::vector<std::string> kStageKeys = {"name", "epochs", "device",    "data",    "model",
-                                             "loss", "memory", "optimizer", "schedule"};
+const std::vector<std::string> kStageKeys = {"name",     "epochs", "device", "data",
+                                             "model",    "loss",   "memory", "optimizer",
+                                             "schedule", "eval",   "init",   "checkpoint"};
 const std::vector<std::string> kDataRunnerKeys = {
     "plugin", "image_size", "sigma", "workers", "channels", "train_split", "val_split", "augment"};
 
@@ -217,6 +220,15 @@ AugmentConfig read_augment(TableReader& data) {
   out.shift = r.number_or("shift", out.shift, 0, 0.5);
   out.brightness = r.number_or("brightness", out.brightness, 0, 1);
   out.contrast = r.number_or("contrast", out.contrast, 0, 0.9);
+  out.gamma = r.number_or("gamma", out.gamma, 0, 0.9);
+  out.clahe = r.number_or("clahe", out.clahe, 0, 1);
+  out.clahe_clip = r.number_or("clahe_clip", out.clahe_clip, 0.1, 100);
+  out.clahe_tiles = r.int_or("clahe_tiles", out.clahe_tiles, 1, 64);
+  if (r.has("flip")) {
+    r.fail("flip",
+           "exprun does not flip: lateral cephalograms are not left-right symmetric, so a "
+           "flipped film is not a plausible film (and landmark sides would swap)");
+  }
   r.reject_unknown();
   return out;
 }
@@ -375,6 +387,81 @@ ScheduleConfig read_schedule(TableReader& stage, std::int64_t epochs) {
   return out;
 }
 
+EvalConfig read_eval(TableReader& stage) {
+  EvalConfig out;
+  TableReader r(stage.table("eval"));
+  out.decode = r.string_or("decode", out.decode, {"argmax", "dark"});
+  r.reject_unknown();
+  return out;
+}
+
+// init = "stage:best" | "stage:latest" | "path/to/checkpoint.pt". Stage references are checked
+// against the other stages once all are read (check_stage_chain).
+StageInit read_init(TableReader& stage) {
+  StageInit out;
+  const toml::node* node = stage.take("init");
+  if (!node) return out;
+  if (!node->is_string() || node->as_string()->get().empty()) {
+    stage.fail("init", "expected \"STAGE:best\", \"STAGE:latest\" or a checkpoint path, found " +
+                           describe_node(*node));
+  }
+  out.text = node->as_string()->get();
+  out.where = describe_source(node->source());
+  static const std::regex stage_ref("([A-Za-z0-9_.-]+):([A-Za-z0-9_]+)");
+  std::smatch m;
+  if (std::regex_match(out.text, m, stage_ref)) {
+    if (m[2] != "best" && m[2] != "latest") {
+      stage.fail("init", "expected \"" + m[1].str() + ":best\" or \"" + m[1].str() +
+                             ":latest\", found \"" + out.text + "\"");
+    }
+    out.from_stage = m[1];
+    out.which = m[2];
+  } else {
+    out.path = out.text;
+  }
+  return out;
+}
+
+FocusConfig read_focus(TableReader& loss) {
+  FocusConfig out;
+  const toml::node* node = loss.take("focus");
+  if (!node) return out;
+  out.where = describe_source(node->source());
+  if (!node->is_table()) {
+    loss.fail("focus",
+              "expected a table { worst = 12, weight = 3.0 }, found " + describe_node(*node));
+  }
+  TableReader r(loss.layered().sub_table("focus"));
+  // A misspelt key is named before "worst" is reported missing.
+  r.allow({"worst", "weight"});
+  r.reject_unknown();
+  out.worst = r.required_int("worst", 1, 1000);
+  out.weight = r.number_or("weight", 3.0, 0, 1000);
+  return out;
+}
+
+const std::vector<std::string> kMonitors = {"val_mre_mm",    "val_sd_mm",   "val_sdr_2mm",
+                                            "val_sdr_2.5mm", "val_sdr_3mm", "val_sdr_4mm",
+                                            "train_loss"};
+
+CheckpointConfig read_checkpoint(TableReader& stage) {
+  CheckpointConfig out;
+  TableReader r(stage.table("checkpoint"));
+  out.monitor = r.string_or("monitor", out.monitor, kMonitors);
+  // Detection rates are better high; errors and losses low.
+  const std::string natural = out.monitor.rfind("val_sdr_", 0) == 0 ? "max" : "min";
+  out.mode = r.string_or("mode", natural, {"min", "max"});
+  out.every = r.int_or("every", out.every, 0, 1e6);
+  out.keep_last = r.int_or("keep_last", out.keep_last, 0, 1e6);
+  if (out.keep_last > 0 && out.every == 0) {
+    r.fail("keep_last",
+           "keep_last counts epoch_N checkpoints, but checkpoint.every is 0 (none "
+           "are written); set every = N as well");
+  }
+  r.reject_unknown();
+  return out;
+}
+
 std::string read_device(TableReader& stage) {
   std::string device = stage.string_or("device", "auto");
   static const std::regex valid("auto|cpu|cuda|cuda:[0-9]+");
@@ -403,13 +490,71 @@ StageConfig read_stage(const LayeredTable& table, const SchemaSource& plugins) {
   model.reject_unknown();
   TableReader loss(r.table("loss"));
   out.loss_weights = read_landmark_weights(loss);
-  out.loss = read_plugin_table(loss, sdk::PluginKind::Loss, plugins, {"plugin", "weights"});
+  out.focus = read_focus(loss);
+  out.loss =
+      read_plugin_table(loss, sdk::PluginKind::Loss, plugins, {"plugin", "weights", "focus"});
   loss.reject_unknown();
   out.memory = read_memory(r, plugins);
   out.optimizer = read_optimizer(r);
   out.schedule = read_schedule(r, out.epochs);
+  out.eval = read_eval(r);
+  out.init = read_init(r);
+  out.checkpoint = read_checkpoint(r);
+  if (out.focus.worst > 0 && out.init.empty()) {
+    throw ConfigError(out.focus.where + ": " + loss.key_path("focus") +
+                      ": focus ranks the landmarks of the stage this one starts from, but the "
+                      "stage has no init (e.g. init = \"pretrain:best\")");
+  }
   r.reject_unknown();
   return out;
+}
+
+// Stages run in file order, so a stage can only start from one that runs before it. A cycle is
+// named as such (it is the likelier mistake than a misordering); a checkpoint path must exist.
+void check_stage_chain(const std::vector<StageConfig>& stages) {
+  std::map<std::string, std::size_t> position;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    position[stages[i].name] = i;
+    names.push_back(stages[i].name);
+  }
+  for (std::size_t i = 0; i < stages.size(); ++i) {
+    const StageInit& init = stages[i].init;
+    const std::string where = init.where + ": stages." + stages[i].name + ".init: ";
+    if (init.empty()) continue;
+    if (!init.path.empty()) {
+      if (!std::filesystem::is_regular_file(init.path)) {
+        throw ConfigError(where + "no checkpoint file \"" + init.path +
+                          "\" (expected \"STAGE:best\", \"STAGE:latest\" or the path of a .pt "
+                          "checkpoint, relative to the working directory)");
+      }
+      continue;
+    }
+    const auto found = position.find(init.from_stage);
+    if (found == position.end()) {
+      throw ConfigError(where + "no stage is named \"" + init.from_stage + "\"" +
+                        did_you_mean(init.from_stage, names) + " (stages: " + join(names, ", ") +
+                        ")");
+    }
+    // Follow the chain from this stage; coming back to it is a cycle.
+    std::vector<std::string> chain = {stages[i].name};
+    std::size_t at = found->second;
+    while (true) {
+      chain.push_back(stages[at].name);
+      if (at == i) {
+        throw ConfigError(where +
+                          "the stages start from each other in a cycle: " + join(chain, " -> "));
+      }
+      const StageInit& next = stages[at].init;
+      if (next.from_stage.empty() || !position.count(next.from_stage)) break;
+      at = position[next.from_stage];
+      if (chain.size() > stages.size() + 1) break;
+    }
+    if (found->second > i) {
+      throw ConfigError(where + "stage \"" + init.from_stage + "\" runs after \"" + stages[i].name +
+                        "\" (stages run in file order); move it before");
+    }
+  }
 }
 
 }  // namespace
@@ -517,6 +662,7 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
                         did_you_mean(name, {names.begin(), names.end()}));
     }
   }
+  check_stage_chain(out.stages);
   return out;
 }
 

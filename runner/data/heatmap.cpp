@@ -1,7 +1,12 @@
 #include "data/heatmap.hpp"
 
+#include <opencv2/imgproc.hpp>
+
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <optional>
+#include <stdexcept>
 
 namespace exprun {
 namespace {
@@ -37,7 +42,56 @@ double refine_axis(std::int64_t peak, std::int64_t size, ValueAt value_at) {
   return std::clamp(position, peak - 0.5, peak + 0.5);
 }
 
+// decode_heatmaps' answer for one map: the arg-max cell (x, y), refined along each axis.
+template <typename Map>
+std::array<double, 2> refine_peak(const Map& map, std::int64_t x, std::int64_t y, std::int64_t h,
+                                  std::int64_t w) {
+  return {refine_axis(x, w, [&](std::int64_t c) { return map[y][c]; }),
+          refine_axis(y, h, [&](std::int64_t r) { return map[r][x]; })};
+}
+
+// DARK's Newton step on the log of the map `s` (CV_64F) at its arg-max (x, y); empty when the
+// step is undefined there.
+std::optional<std::array<double, 2>> taylor_step(const cv::Mat& s, int x, int y) {
+  if (x < 1 || y < 1 || x > s.cols - 2 || y > s.rows - 2) return std::nullopt;
+  auto l = [&](int dx, int dy) {
+    return std::log(std::max(s.at<double>(y + dy, x + dx), kPositive));
+  };
+  const double gx = 0.5 * (l(1, 0) - l(-1, 0));
+  const double gy = 0.5 * (l(0, 1) - l(0, -1));
+  const double hxx = l(1, 0) - 2 * l(0, 0) + l(-1, 0);
+  const double hyy = l(0, 1) - 2 * l(0, 0) + l(0, -1);
+  const double hxy = 0.25 * (l(1, 1) - l(-1, 1) - l(1, -1) + l(-1, -1));
+  const double det = hxx * hyy - hxy * hxy;
+  // Only a maximum (negative definite Hessian) has a meaningful vertex.
+  if (!(hxx < 0 && det > 1e-12)) return std::nullopt;
+  const double dx = -(hyy * gx - hxy * gy) / det;
+  const double dy = -(hxx * gy - hxy * gx) / det;
+  if (!std::isfinite(dx) || !std::isfinite(dy)) return std::nullopt;
+  return std::array<double, 2>{x + std::clamp(dx, -0.5, 0.5), y + std::clamp(dy, -0.5, 0.5)};
+}
+
+// Whether the smoothed 3 x 3 cells around `peak` were computed from map cells only: the
+// kernel (radius cells) reaching past the border would read the zero padding, which pulls the
+// peak inwards.
+bool smoothing_is_faithful(cv::Point peak, int radius, cv::Size size) {
+  const int reach = radius + 1;
+  return peak.x - reach >= 0 && peak.y - reach >= 0 && peak.x + reach < size.width &&
+         peak.y + reach < size.height;
+}
+
 }  // namespace
+
+DecodeMethod parse_decode_method(const std::string& name) {
+  if (name == "argmax") return DecodeMethod::Argmax;
+  if (name == "dark") return DecodeMethod::Dark;
+  throw std::invalid_argument("unknown decode method \"" + name +
+                              "\": expected \"argmax\" or \"dark\"");
+}
+
+std::string to_string(DecodeMethod method) {
+  return method == DecodeMethod::Dark ? "dark" : "argmax";
+}
 
 torch::Tensor encode_heatmaps(const torch::Tensor& landmarks, std::int64_t height,
                               std::int64_t width, double sigma) {
@@ -64,13 +118,55 @@ torch::Tensor decode_heatmaps(const torch::Tensor& heatmaps) {
   auto o = out.accessor<double, 3>();
   for (std::int64_t i = 0; i < n; ++i) {
     for (std::int64_t j = 0; j < k; ++j) {
-      const std::int64_t y = idx[i][j] / w, x = idx[i][j] % w;
-      const auto map = m[i][j];
-      o[i][j][0] = refine_axis(x, w, [&](std::int64_t c) { return map[y][c]; });
-      o[i][j][1] = refine_axis(y, h, [&](std::int64_t r) { return map[r][x]; });
+      const auto p = refine_peak(m[i][j], idx[i][j] % w, idx[i][j] / w, h, w);
+      o[i][j][0] = p[0];
+      o[i][j][1] = p[1];
     }
   }
   return out;
+}
+
+torch::Tensor decode_heatmaps_dark(const torch::Tensor& heatmaps, double sigma) {
+  TORCH_CHECK(heatmaps.dim() == 4, "decode_heatmaps_dark expects N x K x H x W");
+  TORCH_CHECK(sigma > 0, "decode_heatmaps_dark needs sigma > 0");
+  auto maps = heatmaps.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const auto n = maps.size(0), k = maps.size(1), h = maps.size(2), w = maps.size(3);
+  auto out = torch::empty({n, k, 2}, torch::kFloat64);
+  auto m = maps.accessor<double, 4>();
+  auto o = out.accessor<double, 3>();
+  // +-3 sigma holds all but 0.3 % of the kernel's weight.
+  const int radius = static_cast<int>(std::ceil(3 * sigma));
+  const cv::Size kernel(2 * radius + 1, 2 * radius + 1);
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t j = 0; j < k; ++j) {
+      cv::Mat raw(static_cast<int>(h), static_cast<int>(w), CV_64F, maps[i][j].data_ptr<double>());
+      cv::Mat smooth;
+      cv::GaussianBlur(raw, smooth, kernel, sigma, sigma, cv::BORDER_CONSTANT);
+      cv::Point peak;
+      cv::minMaxLoc(smooth, nullptr, nullptr, nullptr, &peak);
+      std::optional<std::array<double, 2>> p;
+      if (smoothing_is_faithful(peak, radius, raw.size())) {
+        p = taylor_step(smooth, peak.x, peak.y);
+      } else {
+        // Near the border the smoothing would have to know what lies beyond it; the raw map's
+        // own log is exact for a Gaussian, so the Newton step is taken on it instead.
+        const auto flat = maps[i][j].view({-1}).argmax().item<std::int64_t>();
+        p = taylor_step(raw, static_cast<int>(flat % w), static_cast<int>(flat / w));
+      }
+      if (!p) {
+        const auto flat = maps[i][j].view({-1}).argmax().item<std::int64_t>();
+        p = refine_peak(m[i][j], flat % w, flat / w, h, w);
+      }
+      o[i][j][0] = (*p)[0];
+      o[i][j][1] = (*p)[1];
+    }
+  }
+  return out;
+}
+
+torch::Tensor decode_heatmaps(const torch::Tensor& heatmaps, DecodeMethod method, double sigma) {
+  return method == DecodeMethod::Dark ? decode_heatmaps_dark(heatmaps, sigma)
+                                      : decode_heatmaps(heatmaps);
 }
 
 }  // namespace exprun

@@ -40,6 +40,21 @@ std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
   return splitmix(splitmix(splitmix(a) ^ b) ^ c);
 }
 
+namespace {
+
+// CLAHE on a float image in [0, 1]. OpenCV's CLAHE takes 8- or 16-bit images; 16 bits keep the
+// precision of 16-bit radiographs.
+void equalise_locally(cv::Mat& image, double clip_limit, int tiles) {
+  cv::Mat wide;
+  image.convertTo(wide, CV_16U, 65535.0);
+  auto clahe = cv::createCLAHE(clip_limit, cv::Size(tiles, tiles));
+  cv::Mat equalised;
+  clahe->apply(wide, equalised);
+  equalised.convertTo(image, CV_32F, 1.0 / 65535.0);
+}
+
+}  // namespace
+
 SamplePipeline::SamplePipeline(PipelineSpec spec) : spec_(std::move(spec)) {
   if (spec_.input_width % spec_.stride != 0 || spec_.input_height % spec_.stride != 0) {
     throw std::runtime_error("data.image_size [" + std::to_string(spec_.input_width) + ", " +
@@ -77,13 +92,18 @@ PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
     const double dx = uniform(rng, a.shift) * w1, dy = uniform(rng, a.shift) * h1;
     const double brightness = uniform(rng, a.brightness);
     const double contrast = 1.0 + uniform(rng, a.contrast);
+    // Drawn after the older draws, so adding these kept earlier augmentations as they were.
+    const double gamma = 1.0 + uniform(rng, a.gamma);
+    const bool clahe = std::uniform_real_distribution<double>(0.0, 1.0)(rng) < a.clahe;
     const Affine warp = similarity_about_centre(w1, h1, rotation, scale, dx, dy);
     cv::Mat m = (cv::Mat_<double>(2, 3) << warp.m[0], warp.m[1], warp.m[2], warp.m[3], warp.m[4],
                  warp.m[5]);
     cv::Mat warped;
     cv::warpAffine(input, warped, m, input.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+    if (clahe) equalise_locally(warped, a.clahe_clip, static_cast<int>(a.clahe_tiles));
     warped.convertTo(input, CV_32F, contrast, 0.5 * (1 - contrast) + brightness);
     cv::min(cv::max(input, 0.0), 1.0, input);
+    if (gamma != 1.0) cv::pow(input, gamma, input);
     to_input = warp.after(to_input);
   }
 

@@ -1,10 +1,10 @@
 #include "report/event_file_writer.hpp"
 
-#include <boost/crc.hpp>
-
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+
+#include "util/crc32c.hpp"
 
 namespace exprun {
 namespace {
@@ -69,9 +69,7 @@ double unix_now() {
 }  // namespace
 
 std::uint32_t masked_crc32c(const std::string& bytes) {
-  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;  // Castagnoli
-  crc.process_bytes(bytes.data(), bytes.size());
-  const std::uint32_t c = crc.checksum();
+  const std::uint32_t c = crc32c(bytes.data(), bytes.size());
   return ((c >> 15) | (c << 17)) + 0xa282ead8u;
 }
 

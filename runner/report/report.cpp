@@ -33,7 +33,18 @@ RunReport::RunReport(const Experiment& experiment, std::string run_id, std::file
           {"wall_time_s", 0.0},
           {"config", to_json(experiment)},
           {"environment", environment_json(threads)},
-          {"stages", nlohmann::json::array()}};
+          {"stages", nlohmann::json::array()},
+          {"resumes", nlohmann::json::array()}};
+}
+
+void RunReport::continue_from(const nlohmann::json& previous) {
+  doc_["started_at"] = previous.value("started_at", doc_["started_at"]);
+  doc_["stages"] = previous.value("stages", nlohmann::json::array());
+  doc_["resumes"] = previous.value("resumes", nlohmann::json::array());
+  earlier_wall_seconds_ = previous.value("wall_time_s", 0.0);
+  doc_["resumes"].push_back({{"at", format_utc_now(kIsoUtc)},
+                             {"previous_status", previous.value("status", "")},
+                             {"environment", doc_["environment"]}});
 }
 
 void RunReport::set_stage(const nlohmann::json& stage) {
@@ -65,6 +76,7 @@ void RunReport::set_status(const std::string& status, const std::string& error) 
 void RunReport::write() const {
   nlohmann::json doc = doc_;
   doc["wall_time_s"] =
+      earlier_wall_seconds_ +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   write_file_atomically(path_, doc.dump(2) + "\n");
 }

@@ -11,7 +11,8 @@
 
 namespace exprun {
 
-inline constexpr int kReportSchemaVersion = 1;
+// 2: stage status "interrupted", checkpoint.monitor decides best_epoch, resumes, chains.
+inline constexpr int kReportSchemaVersion = 2;
 
 // The environment a run saw: exprun and LibTorch versions, device, threads.
 nlohmann::json environment_json(std::int64_t threads);
@@ -21,6 +22,9 @@ class RunReport {
   // threads: the thread count actually in use (threads = 0 resolved).
   RunReport(const Experiment& experiment, std::string run_id, std::filesystem::path path,
             std::int64_t threads);
+  // Continues a report written by an earlier, unfinished run of the same experiment: keeps its
+  // start time, stages and wall time, and records this resume in "resumes".
+  void continue_from(const nlohmann::json& previous);
   // Replaces (or appends) the section of the stage with this name.
   void set_stage(const nlohmann::json& stage);
   // Marks a stage failed, keeping whatever it had reported before failing.
@@ -34,6 +38,7 @@ class RunReport {
   nlohmann::json doc_;
   std::filesystem::path path_;
   std::chrono::steady_clock::time_point start_;
+  double earlier_wall_seconds_ = 0;  // of the runs this one continues
 };
 
 }  // namespace exprun

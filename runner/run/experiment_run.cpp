@@ -3,16 +3,21 @@
 #include <toml++/toml.h>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <ctime>
 #include <sstream>
 #include <thread>
 
 #include "report/report.hpp"
+#include "run/interrupt.hpp"
+#include "run/resume.hpp"
+#include "run/stage_chain.hpp"
 #include "train/batch_tuner.hpp"
 #include "train/progress.hpp"
 #include "train/stage_builder.hpp"
 #include "train/stage_trainer.hpp"
 #include "util/atomic_file.hpp"
+#include "util/fault_injection.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -120,13 +125,35 @@ void tune_for_run(BuiltStage& built, const StageConfig& stage) {
                     built.tuning["chosen_accumulation"].dump() + " accumulation");
 }
 
+// The batch plan a resumed stage trained with: what the tuner chose then, not a new
+// measurement, so the steps continue exactly as before.
+void reuse_batch_plan(BuiltStage& built, const StageConfig& stage, const CheckpointInfo& info) {
+  if (!stage.memory.micro_batch_auto) return;
+  built.micro_batch = info.micro_batch;
+  built.strategies = built.make_strategies(info.micro_batch);
+  Progress::message("exprun: stage " + stage.name + ": micro-batch " +
+                    std::to_string(info.micro_batch) + " as chosen before the interruption");
+}
+
+const nlohmann::json* stage_section(const nlohmann::json& report, const std::string& name) {
+  for (const auto& section : report["stages"])
+    if (section.value("name", "") == name) return &section;
+  return nullptr;
+}
+
+std::string signal_name(int signal) { return signal == SIGTERM ? "SIGTERM" : "SIGINT"; }
+
 }  // namespace
 
 RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
-                          const fs::path& run_dir) {
+                          const fs::path& run_dir, bool resume) {
   const std::int64_t threads = apply_thread_count(experiment.threads);
   RunOutcome outcome;
-  if (run_dir.empty()) {
+  nlohmann::json previous;
+  if (resume) {
+    previous = read_run_to_resume(run_dir, experiment);
+    outcome.run_dir = run_dir;
+  } else if (run_dir.empty()) {
     outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name);
   } else {
     fs::create_directories(run_dir);
@@ -134,34 +161,75 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   }
   const std::string run_id = outcome.run_dir.filename().string();
 
-  std::string input = "# " + experiment.source_file + " as given";
-  for (const auto& o : experiment.overrides) input += ", --set " + o;
-  input += "\n" + experiment.source_text;
-  write_file_atomically(outcome.run_dir / "experiment.toml", input);
-  write_file_atomically(outcome.run_dir / "resolved.toml",
-                        resolved_config_toml(to_json(experiment)));
+  if (!resume) {
+    std::string input = "# " + experiment.source_file + " as given";
+    for (const auto& o : experiment.overrides) input += ", --set " + o;
+    input += "\n" + experiment.source_text;
+    write_file_atomically(outcome.run_dir / "experiment.toml", input);
+    write_file_atomically(outcome.run_dir / "resolved.toml",
+                          resolved_config_toml(to_json(experiment)));
+  }
 
   RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads);
+  if (resume) report.continue_from(previous);
   report.write();
-  Progress::message("exprun: run " + outcome.run_dir.string() + " (" + std::to_string(threads) +
-                    " threads)");
+  Progress::message(std::string("exprun: ") + (resume ? "resuming" : "run") + " " +
+                    outcome.run_dir.string() + " (" + std::to_string(threads) + " threads)");
+  const InterruptGuard interrupts;
   outcome.ok = true;
+  bool stopped = false;  // by a signal, before the last stage finished
   for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
     const StageConfig& stage = experiment.stages[i];
+    if (interrupt_signal() != 0) {
+      stopped = true;
+      break;
+    }
+    if (resume) {
+      const nlohmann::json* done = stage_section(previous, stage.name);
+      if (done && done->value("status", "") == "completed") {
+        Progress::message("exprun: stage " + stage.name + " completed before; skipped");
+        continue;
+      }
+    }
     try {
       BuiltStage built = build_stage(experiment, stage, i, registry);
-      if (stage.memory.micro_batch_auto) tune_for_run(built, stage);
+      const fs::path stage_dir = outcome.run_dir / stage.name;
+      const std::optional<fs::path> checkpoint =
+          resume ? newest_valid_checkpoint(stage_dir) : std::nullopt;
+      if (checkpoint) {
+        reuse_batch_plan(built, stage, read_checkpoint_info(*checkpoint));
+      } else if (stage.memory.micro_batch_auto) {
+        tune_for_run(built, stage);
+      }
+      nlohmann::json chain = apply_stage_chain(stage, built, outcome.run_dir, !checkpoint);
       Progress::message("exprun: stage " + stage.name + " on " + built.device.str() + ": " +
                         std::to_string(built.train->size()) + " train / " +
                         std::to_string(built.valid->size()) + " validation images, " +
                         std::to_string(built.parameter_count) + " parameters");
-      StageTrainer trainer(experiment, stage, i, std::move(built), outcome.run_dir / stage.name,
-                           [&](const nlohmann::json& section) {
-                             report.set_stage(section);
-                             report.write();
-                           });
-      report.set_stage(trainer.run());
+      StageTrainer trainer(
+          experiment, stage, i, std::move(built), stage_dir,
+          [&](const nlohmann::json& section) {
+            report.set_stage(section);
+            report.write();
+          },
+          std::move(chain));
+      if (checkpoint) {
+        const CheckpointInfo info = trainer.resume_from(*checkpoint);
+        Progress::message("exprun: stage " + stage.name + ": continuing from " +
+                          checkpoint->string() + " (epoch " + std::to_string(info.epoch) +
+                          (info.step_in_epoch > 0
+                               ? ", step " + std::to_string(info.step_in_epoch) + " of the next"
+                               : "") +
+                          " done)");
+      }
+      const nlohmann::json section = trainer.run();
+      report.set_stage(section);
       report.write();
+      if (section["status"] == "interrupted") {
+        stopped = true;
+        break;
+      }
+      fault_point("stage-end:" + stage.name);
     } catch (const c10::Error& e) {
       report.fail_stage(stage.name, e.what_without_backtrace());
       outcome.ok = false;
@@ -171,7 +239,13 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     }
     if (!outcome.ok) break;
   }
-  if (outcome.ok) report.set_status("completed");
+  if (outcome.ok && stopped) {
+    outcome.ok = false;
+    outcome.interrupted_by = interrupt_signal();
+    report.set_status("interrupted", "stopped by " + signal_name(outcome.interrupted_by));
+  } else if (outcome.ok) {
+    report.set_status("completed");
+  }
   report.write();
   outcome.report = report.json();
   return outcome;

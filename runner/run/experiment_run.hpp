@@ -15,6 +15,7 @@ struct RunOutcome {
   std::filesystem::path run_dir;
   nlohmann::json report;
   bool ok = false;
+  int interrupted_by = 0;  // SIGINT or SIGTERM when a signal stopped the run (ok is then false)
 };
 
 // threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
@@ -28,8 +29,11 @@ std::filesystem::path make_run_dir(const std::filesystem::path& output, const st
 // Never throws for a failing stage: the failure is recorded in the report and ok is false.
 // run_dir: where to write the run (created if missing; a sweep passes its trial-NNN); empty:
 // a new make_run_dir(experiment.output_dir, experiment.name).
+// resume: continue the unfinished run in run_dir (which must then be given): completed stages
+// are kept, the interrupted one continues from its newest valid checkpoint. Throws when the
+// run cannot be resumed (no report, another configuration).
 RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
-                          const std::filesystem::path& run_dir = {});
+                          const std::filesystem::path& run_dir = {}, bool resume = false);
 
 // The resolved config as TOML, for the run directory.
 std::string resolved_config_toml(const nlohmann::json& config);

@@ -41,10 +41,12 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
     const auto start = std::chrono::steady_clock::now();
     nlohmann::json run_report;
     std::string error;
+    bool interrupted = false;
     try {
       RunOutcome run = run_experiment(trials[n].experiment, registry,
                                       outcome.sweep_dir / trial_dir_name(trial.index));
       run_report = run.report;
+      interrupted = run.interrupted_by != 0;
       if (!run.ok) error = run.report.value("error", std::string("the run failed"));
     } catch (const c10::Error& e) {
       error = e.what_without_backtrace();
@@ -57,6 +59,13 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
     report.write();
     if (!error.empty()) {
       Progress::message("exprun: sweep trial " + std::to_string(trial.index) + " failed: " + error);
+    }
+    // Ctrl-C or SIGTERM stops the sweep, not only the trial it arrived in.
+    if (interrupted) {
+      Progress::message(
+          "exprun: sweep stopped; the remaining trials did not run (rerun them "
+          "with --trial)");
+      break;
     }
   }
   report.finish();

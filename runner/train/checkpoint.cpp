@@ -1,89 +1,240 @@
 #include "train/checkpoint.hpp"
 
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
 #include "util/atomic_file.hpp"
+#include "util/crc32c.hpp"
+#include "util/fault_injection.hpp"
 
 namespace exprun {
+namespace fs = std::filesystem;
 namespace {
 
+constexpr char kMagic[8] = {'E', 'X', 'P', 'R', 'U', 'N', 'C', 'K'};
+constexpr std::uint32_t kContainerVersion = 1;
+constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 4;
+
+template <typename T>
+void put_le(std::string& out, T value) {
+  for (std::size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>(value >> (8 * i)));
+}
+
+template <typename T>
+T get_le(const char* in) {
+  T value = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    value |= static_cast<T>(static_cast<unsigned char>(in[i])) << (8 * i);
+  return value;
+}
+
+[[noreturn]] void damaged(const fs::path& path, const std::string& why) {
+  throw std::runtime_error("checkpoint " + path.string() + " is " + why);
+}
+
+// The payload, after checking magic, length and checksum.
+std::string read_payload(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("checkpoint " + path.string() + " cannot be opened");
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string file = bytes.str();
+  if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0) {
+    damaged(path, file.size() < kHeaderSize && std::string(kMagic, file.size()) == file
+                      ? "truncated (" + std::to_string(file.size()) + " bytes)"
+                      : "not an exprun checkpoint (it does not start with EXPRUNCK)");
+  }
+  const auto version = get_le<std::uint32_t>(file.data() + 8);
+  if (version != kContainerVersion) {
+    damaged(path, "of container version " + std::to_string(version) + "; this exprun reads " +
+                      std::to_string(kContainerVersion));
+  }
+  const auto length = get_le<std::uint64_t>(file.data() + 12);
+  const auto expected_crc = get_le<std::uint32_t>(file.data() + 20);
+  const std::uint64_t present = file.size() - kHeaderSize;
+  if (present != length) {
+    damaged(path, present < length
+                      ? "truncated: " + std::to_string(present) + " of " + std::to_string(length) +
+                            " payload bytes"
+                      : "longer than its header says (" + std::to_string(present) +
+                            " payload bytes, expected " + std::to_string(length) + ")");
+  }
+  std::string payload = file.substr(kHeaderSize);
+  if (crc32c(payload.data(), payload.size()) != expected_crc) {
+    damaged(path, "damaged: its CRC-32C does not match its contents");
+  }
+  return payload;
+}
+
+c10::IValue read_value(torch::serialize::InputArchive& archive, const char* key) {
+  c10::IValue v;
+  archive.read(key, v);
+  return v;
+}
+
 CheckpointInfo read_info(torch::serialize::InputArchive& archive) {
-  auto read = [&](const char* key) {
-    c10::IValue v;
-    archive.read(key, v);
-    return v;
-  };
   CheckpointInfo info;
-  const auto version = read("exprun.format").toInt();
+  const auto version = read_value(archive, "exprun.format").toInt();
   if (version != CheckpointInfo::kFormatVersion) {
-    throw std::runtime_error("checkpoint format " + std::to_string(version) + " is not " +
+    throw std::runtime_error("format " + std::to_string(version) + " is not " +
                              std::to_string(CheckpointInfo::kFormatVersion));
   }
-  info.experiment = read("exprun.experiment").toStringRef();
-  info.stage = read("exprun.stage").toStringRef();
-  info.epoch = read("exprun.epoch").toInt();
-  info.best_metric = read("exprun.best_metric").toDouble();
-  info.best_epoch = read("exprun.best_epoch").toInt();
-  info.effective_batch = read("exprun.effective_batch").toInt();
-  info.micro_batch = read("exprun.micro_batch").toInt();
-  info.config_json = read("exprun.config").toStringRef();
+  auto str = [&](const char* key) { return read_value(archive, key).toStringRef(); };
+  auto num = [&](const char* key) { return read_value(archive, key).toInt(); };
+  info.experiment = str("exprun.experiment");
+  info.stage = str("exprun.stage");
+  info.epoch = num("exprun.epoch");
+  info.step_in_epoch = num("exprun.step_in_epoch");
+  info.global_step = num("exprun.global_step");
+  info.monitor = str("exprun.monitor");
+  info.best_metric = read_value(archive, "exprun.best_metric").toDouble();
+  info.best_epoch = num("exprun.best_epoch");
+  info.effective_batch = num("exprun.effective_batch");
+  info.micro_batch = num("exprun.micro_batch");
+  info.config_json = str("exprun.config");
+  for (const auto& symbol : read_value(archive, "exprun.landmark_symbols").toListRef())
+    info.landmark_symbols.push_back(symbol.toStringRef());
+  for (const auto& title : read_value(archive, "exprun.landmark_titles").toListRef())
+    info.landmark_titles.push_back(title.toStringRef());
+  info.trainer_state = nlohmann::json::parse(str("exprun.trainer_state"));
   return info;
 }
 
 template <typename F>
-auto with_archive(const std::filesystem::path& path, F&& f) {
+auto with_archive(const fs::path& path, F&& f) {
+  const std::string payload = read_payload(path);
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path.string());
+    archive.load_from(payload.data(), payload.size());
     return f(archive);
   } catch (const c10::Error& e) {
-    throw std::runtime_error("checkpoint " + path.string() +
-                             " is unreadable or damaged: " + e.what_without_backtrace());
+    damaged(path, std::string("unreadable: ") + e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw std::runtime_error("checkpoint " + path.string() +
-                             " is unreadable or damaged: " + e.what());
+    damaged(path, std::string("unreadable: ") + e.what());
   }
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes, const std::string& fault_name) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  // Half the file, then the fault point: a kill here leaves exactly the partial temporary file
+  // a crash during a real write would.
+  const std::size_t half = bytes.size() / 2;
+  out.write(bytes.data(), static_cast<std::streamsize>(half));
+  out.flush();
+  if (!fault_name.empty()) fault_point(fault_name);
+  out.write(bytes.data() + half, static_cast<std::streamsize>(bytes.size() - half));
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
 }  // namespace
 
-void save_checkpoint(const std::filesystem::path& path, sdk::Model& model,
-                     const torch::optim::Optimizer& optimizer,
-                     const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies,
-                     const CheckpointInfo& info) {
+void save_checkpoint(const fs::path& path, const TrainingState& state, const CheckpointInfo& info,
+                     const std::string& fault_name) {
   torch::serialize::OutputArchive archive;
   archive.write("exprun.format", c10::IValue(CheckpointInfo::kFormatVersion));
   archive.write("exprun.experiment", c10::IValue(info.experiment));
   archive.write("exprun.stage", c10::IValue(info.stage));
   archive.write("exprun.epoch", c10::IValue(info.epoch));
+  archive.write("exprun.step_in_epoch", c10::IValue(info.step_in_epoch));
+  archive.write("exprun.global_step", c10::IValue(info.global_step));
+  archive.write("exprun.monitor", c10::IValue(info.monitor));
   archive.write("exprun.best_metric", c10::IValue(info.best_metric));
   archive.write("exprun.best_epoch", c10::IValue(info.best_epoch));
   archive.write("exprun.effective_batch", c10::IValue(info.effective_batch));
   archive.write("exprun.micro_batch", c10::IValue(info.micro_batch));
   archive.write("exprun.config", c10::IValue(info.config_json));
+  archive.write("exprun.landmark_symbols",
+                c10::IValue(c10::List<std::string>(info.landmark_symbols)));
+  archive.write("exprun.landmark_titles",
+                c10::IValue(c10::List<std::string>(info.landmark_titles)));
+  archive.write("exprun.trainer_state", c10::IValue(info.trainer_state.dump()));
   torch::serialize::OutputArchive model_archive;
-  model.save(model_archive);
+  state.model.save(model_archive);
   archive.write("model", model_archive);
   torch::serialize::OutputArchive optimizer_archive;
-  optimizer.save(optimizer_archive);
+  state.optimizer.save(optimizer_archive);
   archive.write("optimizer", optimizer_archive);
-  for (std::size_t i = 0; i < strategies.size(); ++i) {
+  archive.write("memory.count", c10::IValue(static_cast<std::int64_t>(state.strategies.size())));
+  for (std::size_t i = 0; i < state.strategies.size(); ++i) {
     torch::serialize::OutputArchive strategy_archive;
-    strategies[i]->save(strategy_archive);
+    state.strategies[i]->save(strategy_archive);
     archive.write("memory." + std::to_string(i), strategy_archive);
   }
-  replace_atomically(path,
-                     [&](const std::filesystem::path& temp) { archive.save_to(temp.string()); });
+  // Random generators: augmentation draws are seeded per sample, but plugins (dropout, say)
+  // draw from these.
+  {
+    auto cpu = at::globalContext().defaultGenerator(torch::kCPU);
+    std::lock_guard<std::mutex> lock(cpu.mutex());
+    archive.write("rng.cpu", cpu.get_state(), /*is_buffer=*/true);
+  }
+  if (state.device.is_cuda()) {
+    auto gpu = at::globalContext().defaultGenerator(state.device);
+    std::lock_guard<std::mutex> lock(gpu.mutex());
+    archive.write("rng.device", gpu.get_state(), /*is_buffer=*/true);
+  }
+
+  std::ostringstream payload_stream;
+  archive.save_to(payload_stream);
+  const std::string payload = payload_stream.str();
+  std::string file(kMagic, sizeof kMagic);
+  put_le<std::uint32_t>(file, kContainerVersion);
+  put_le<std::uint64_t>(file, payload.size());
+  put_le<std::uint32_t>(file, crc32c(payload.data(), payload.size()));
+  file += payload;
+  replace_atomically(path, [&](const fs::path& temp) { write_bytes(temp, file, fault_name); });
 }
 
-CheckpointInfo read_checkpoint_info(const std::filesystem::path& path) {
+CheckpointInfo read_checkpoint_info(const fs::path& path) {
   return with_archive(path, [](torch::serialize::InputArchive& a) { return read_info(a); });
 }
 
-CheckpointInfo load_model_weights(const std::filesystem::path& path, sdk::Model& model) {
+CheckpointInfo load_model_weights(const fs::path& path, sdk::Model& model) {
   return with_archive(path, [&](torch::serialize::InputArchive& a) {
     CheckpointInfo info = read_info(a);
     torch::serialize::InputArchive model_archive;
     a.read("model", model_archive);
     model.load(model_archive);
+    return info;
+  });
+}
+
+CheckpointInfo load_training_state(const fs::path& path, const TrainingState& state) {
+  return with_archive(path, [&](torch::serialize::InputArchive& a) {
+    CheckpointInfo info = read_info(a);
+    const auto count = read_value(a, "memory.count").toInt();
+    if (count != static_cast<std::int64_t>(state.strategies.size())) {
+      throw std::runtime_error("it holds the state of " + std::to_string(count) +
+                               " memory strategies, the stage has " +
+                               std::to_string(state.strategies.size()));
+    }
+    torch::serialize::InputArchive model_archive;
+    a.read("model", model_archive);
+    state.model.load(model_archive);
+    torch::serialize::InputArchive optimizer_archive;
+    a.read("optimizer", optimizer_archive);
+    state.optimizer.load(optimizer_archive);
+    for (std::size_t i = 0; i < state.strategies.size(); ++i) {
+      torch::serialize::InputArchive strategy_archive;
+      a.read("memory." + std::to_string(i), strategy_archive);
+      state.strategies[i]->load(strategy_archive);
+    }
+    torch::Tensor cpu_state;
+    a.read("rng.cpu", cpu_state, /*is_buffer=*/true);
+    {
+      auto cpu = at::globalContext().defaultGenerator(torch::kCPU);
+      std::lock_guard<std::mutex> lock(cpu.mutex());
+      cpu.set_state(cpu_state);
+    }
+    if (state.device.is_cuda()) {
+      torch::Tensor device_state;
+      if (a.try_read("rng.device", device_state, /*is_buffer=*/true)) {
+        auto gpu = at::globalContext().defaultGenerator(state.device);
+        std::lock_guard<std::mutex> lock(gpu.mutex());
+        gpu.set_state(device_state);
+      }
+    }
     return info;
   });
 }

@@ -1,10 +1,17 @@
-// Stage checkpoints: model, optimiser and memory-strategy state plus what is needed to check a
-// checkpoint belongs to the stage it is loaded into. Always written atomically.
+// Stage checkpoints: everything needed to continue training exactly (model, optimiser, memory
+// strategies, random generators, position, the trainer's history) plus what is needed to check
+// that a file is whole and belongs to the stage it is loaded into. Always written atomically.
+//
+// File layout (docs/report.md, "Checkpoints"): the 8 bytes "EXPRUNCK", a little-endian u32
+// container version, u64 payload length and u32 CRC-32C of the payload, then the payload: a
+// LibTorch archive. The length and checksum let a truncated or damaged file be told apart from
+// a good one before LibTorch parses it.
 #pragma once
 
 #include <torch/torch.h>
 #include <exprun/sdk/memory_strategy.hpp>
 #include <exprun/sdk/model.hpp>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <memory>
@@ -14,25 +21,45 @@
 namespace exprun {
 
 struct CheckpointInfo {
-  static constexpr std::int64_t kFormatVersion = 1;
+  static constexpr std::int64_t kFormatVersion = 2;
   std::string experiment;
   std::string stage;
-  std::int64_t epoch = 0;  // epochs completed
+  std::int64_t epoch = 0;          // epochs completed
+  std::int64_t step_in_epoch = 0;  // optimiser steps done in the next epoch (an interrupt)
+  std::int64_t global_step = 0;    // optimiser steps since the stage began
+  std::string monitor;             // what best_metric measures ("val_mre_mm")
   double best_metric = 0;
   std::int64_t best_epoch = 0;
   std::int64_t effective_batch = 0;
   std::int64_t micro_batch = 0;
   std::string config_json;  // the stage's resolved config
+  // The dataset's landmarks in model-output order, so `exprun predict` can name each heatmap
+  // without opening the dataset.
+  std::vector<std::string> landmark_symbols;
+  std::vector<std::string> landmark_titles;
+  // The trainer's own record (history, best metrics, sums of an unfinished epoch), kept as
+  // JSON so that a resumed run reports exactly what an uninterrupted one would.
+  nlohmann::json trainer_state = nlohmann::json::object();
 };
 
-void save_checkpoint(const std::filesystem::path& path, sdk::Model& model,
-                     const torch::optim::Optimizer& optimizer,
-                     const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies,
-                     const CheckpointInfo& info);
+// What a checkpoint restores besides its metadata.
+struct TrainingState {
+  sdk::Model& model;
+  torch::optim::Optimizer& optimizer;
+  const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies;
+  torch::Device device;  // whose random generator is saved with the CPU's
+};
 
-// Reads only the metadata; throws std::runtime_error naming the file when it is unreadable.
+// fault_name names the write for EXPRUN_FAULT's checkpoint:... points (util/fault_injection).
+void save_checkpoint(const std::filesystem::path& path, const TrainingState& state,
+                     const CheckpointInfo& info, const std::string& fault_name = "");
+
+// Each throws std::runtime_error naming the file when it is missing, truncated, damaged or of
+// another format version.
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
-// Loads the model weights only (for evaluation and for starting a stage from them).
+// The model weights only (for evaluation and for starting a stage from them).
 CheckpointInfo load_model_weights(const std::filesystem::path& path, sdk::Model& model);
+// Everything, for resuming: model, optimiser, each strategy's state, the random generators.
+CheckpointInfo load_training_state(const std::filesystem::path& path, const TrainingState& state);
 
 }  // namespace exprun

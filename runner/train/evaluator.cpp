@@ -8,6 +8,7 @@ namespace exprun {
 
 Evaluation score(const torch::Tensor& predicted_original, std::vector<SampleMeta> meta) {
   Evaluation out;
+  out.predicted = predicted_original.to(torch::kFloat64).cpu();
   out.errors_mm = radial_errors_mm(predicted_original, meta);
   for (const auto& m : meta) out.groups.push_back(m.group);
   out.metrics = compute_metrics(out.errors_mm, out.groups);
@@ -21,6 +22,7 @@ Evaluation evaluate(BuiltStage& stage, const std::shared_ptr<sdk::Dataset>& data
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   BatchLoader loader(dataset, *stage.pipeline, std::move(order), batch_size, workers, false, 0);
   const double stride = static_cast<double>(stage.pipeline->spec().stride);
+  const double sigma = stage.pipeline->spec().sigma;
 
   stage.model->eval();
   torch::NoGradGuard no_grad;
@@ -33,7 +35,8 @@ Evaluation evaluate(BuiltStage& stage, const std::shared_ptr<sdk::Dataset>& data
       for (auto& s : stage.strategies) scopes.push_back(s->enter_forward());
       heatmaps = stage.model->forward(batch->images.to(stage.device)).to(torch::kFloat32);
     }
-    predictions.push_back(heatmap_to_original(decode_heatmaps(heatmaps), batch->meta, stride));
+    predictions.push_back(
+        heatmap_to_original(decode_heatmaps(heatmaps, stage.decode, sigma), batch->meta, stride));
     for (auto& m : batch->meta) meta.push_back(std::move(m));
   }
   stage.model->train();

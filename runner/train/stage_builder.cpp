@@ -140,6 +140,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
     }
     return strategies;
   };
+  out.decode = parse_decode_method(stage.eval.decode);
   out.micro_batch = stage.memory.micro_batch;
   out.strategies = out.make_strategies(out.micro_batch);
   const bool splits =

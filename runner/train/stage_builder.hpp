@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/experiment.hpp"
+#include "data/heatmap.hpp"
 #include "data/sample_pipeline.hpp"
 #include "plugins/registry.hpp"
 
@@ -35,7 +36,8 @@ struct BuiltStage {
   std::function<std::vector<std::shared_ptr<sdk::MemoryStrategy>>(std::int64_t micro_batch)>
       make_strategies;
   std::unique_ptr<SamplePipeline> pipeline;
-  torch::Tensor landmark_weights;  // K, on the device
+  DecodeMethod decode = DecodeMethod::Argmax;  // eval.decode: how the evaluator reads heatmaps
+  torch::Tensor landmark_weights;              // K, on the device
   std::int64_t parameter_count = 0;
   double multiply_adds = 0;  // per image at the input size; 0 when the model cannot say
 

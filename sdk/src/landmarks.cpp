@@ -37,4 +37,29 @@ const std::vector<LandmarkInfo>& aariz_landmarks() {
   return landmarks;
 }
 
+const std::vector<LandmarkInfo>& isbi2015_landmarks() {
+  static const std::vector<LandmarkInfo> landmarks = {
+      {"S", "Sella"},
+      {"N", "Nasion"},
+      {"Or", "Orbitale"},
+      {"Po", "Porion"},
+      {"A", "Subspinale"},
+      {"B", "Supramentale"},
+      {"Pog", "Pogonion"},
+      {"Me", "Menton"},
+      {"Gn", "Gnathion"},
+      {"Go", "Gonion"},
+      {"LIT", "Lower Incisal Incision"},
+      {"UIT", "Upper Incisal Incision"},
+      {"Ls", "Upper Lip"},
+      {"Li", "Lower Lip"},
+      {"Sn", "Subnasale"},
+      {"Pog`", "Soft Tissue Pogonion"},
+      {"PNS", "Posterior Nasal Spine"},
+      {"ANS", "Anterior Nasal Spine"},
+      {"Ar", "Articulare"},
+  };
+  return landmarks;
+}
+
 }  // namespace exprun::sdk

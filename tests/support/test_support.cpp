@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <random>
@@ -28,8 +29,19 @@ TempDir::TempDir(const std::string& prefix) {
 }
 
 TempDir::~TempDir() {
+  if (path_.empty()) return;
+  // Last look before the files are gone: everything exprun wrote here must match the schema.
+  try {
+    const auto reports = written_reports(path_);
+    if (!reports.empty()) {
+      const std::string errors = report_schema_errors(reports);
+      if (!errors.empty()) ADD_FAILURE() << "docs/report.schema.json rejects:\n" << errors;
+    }
+  } catch (const std::exception& e) {  // a destructor must not throw
+    ADD_FAILURE() << "cannot check the reports in " << path_ << " against the schema: " << e.what();
+  }
   std::error_code ignored;
-  if (!path_.empty()) fs::remove_all(path_, ignored);
+  fs::remove_all(path_, ignored);
 }
 
 void write_text(const fs::path& path, const std::string& text) {
@@ -285,6 +297,66 @@ const Registry& built_plugins() {
     return r;
   }();
   return *registry;
+}
+
+}  // namespace exprun::test
+
+// ---------------------------------------------------------------- report schema
+
+namespace exprun::test {
+
+namespace {
+
+// argv: schema, then the files. Exit 0: all valid; 1: messages on stdout; 3: no jsonschema.
+constexpr const char* kValidateScript = R"py(import json, sys
+try:
+    import jsonschema
+except ImportError:
+    print("python3-jsonschema is not installed (scripts/setup.sh installs it)")
+    sys.exit(3)
+validator = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
+bad = 0
+for name in sys.argv[2:]:
+    try:
+        doc = json.load(open(name))
+    except Exception as e:
+        print(f"{name}: not JSON: {e}")
+        bad += 1
+        continue
+    for e in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        print(f"{name}: {e.json_path}: {e.message[:300]}")
+        bad += 1
+sys.exit(1 if bad else 0)
+)py";
+
+}  // namespace
+
+std::string report_schema_errors(const std::vector<fs::path>& files) {
+  std::vector<std::string> argv = {"/usr/bin/env", "python3", "-c", kValidateScript,
+                                   std::string(EXPRUN_SOURCE_DIR) + "/docs/report.schema.json"};
+  for (const auto& f : files) argv.push_back(f.string());
+  const ProcessResult r = run_process(argv);
+  if (r.exit_code == 0) return "";
+  return r.out.empty() ? r.describe() : r.out;
+}
+
+void expect_report_matches_schema(const fs::path& file) {
+  const std::string errors = report_schema_errors({file});
+  EXPECT_TRUE(errors.empty()) << "docs/report.schema.json rejects " << file << ":\n" << errors;
+}
+
+std::vector<fs::path> written_reports(const fs::path& dir) {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const auto name = it->path().filename();
+    if ((name == "report.json" || name == "sweep.json") &&
+        fs::exists(it->path().parent_path() / "experiment.toml"))
+      found.push_back(it->path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
 }
 
 }  // namespace exprun::test

@@ -152,3 +152,22 @@ namespace exprun::test {
 const Registry& built_plugins();
 
 }  // namespace exprun::test
+
+// ---------------------------------------------------------------- report schema
+// Every report.json and sweep.json that exprun writes into a TempDir is checked against
+// docs/report.schema.json when the TempDir goes away (python3-jsonschema, see scripts/setup.sh),
+// so each test that runs exprun also tests the schema. "Written by exprun" means: the file's
+// directory holds experiment.toml, as every run and sweep directory does; hand-made JSON
+// elsewhere is left alone.
+
+namespace exprun::test {
+
+// The validator's messages for `files` ("<file>: $.stages[0].status: 'x' is not one of ...",
+// one per line), or "" when every file matches the schema.
+std::string report_schema_errors(const std::vector<std::filesystem::path>& files);
+// Fails the current test with those messages.
+void expect_report_matches_schema(const std::filesystem::path& file);
+// The report.json and sweep.json files under `dir` that lie in a run or sweep directory.
+std::vector<std::filesystem::path> written_reports(const std::filesystem::path& dir);
+
+}  // namespace exprun::test

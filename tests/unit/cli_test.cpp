@@ -138,8 +138,9 @@ TEST(CliTest, PluginsListsEveryKind) {
   for (const char* header : {"datasets:", "models:", "losses:", "memory:"}) {
     EXPECT_NE(test::line_of(r.out, header), 0u) << header << "\n" << r.out;
   }
-  for (const char* name : {"datasets/synthetic_ceph", "models/hrnet", "losses/adaptive_wing",
-                           "losses/mse", "memory/gradient_accumulation", "memory/mixed_precision"})
+  for (const char* name :
+       {"datasets/synthetic_ceph", "models/hrnet", "models/unet", "losses/adaptive_wing",
+        "losses/mse", "losses/l1_coords", "memory/gradient_accumulation", "memory/mixed_precision"})
     EXPECT_CONTAINS(r.out, name);
   // Kinds in the documented order.
   EXPECT_LT(r.out.find("datasets:"), r.out.find("models:"));
@@ -285,6 +286,22 @@ TEST(CliTest, DescribeShowsConstraints) {
   EXPECT_CONTAINS(r.out, "one of \"auto\" \"bf16\" \"fp16\"");
 }
 
+TEST(CliTest, DescribeModelShowsParameterCountAndMultiplyAdds) {
+  // HRNetV2-W18 as published: 98 heatmaps, colour input.
+  const auto hrnet = exprun({"describe", "models/hrnet", "--landmarks", "98", "--channels", "3"});
+  expect_ok(hrnet);
+  EXPECT_CONTAINS(hrnet.out, "size with the defaults, 98 landmarks, 3 input channel(s), 256x256");
+  // 4.29 G without the head (as the paper counts), 0.407 G in the head at 64x64.
+  EXPECT_CONTAINS(hrnet.out,
+                  "  9662528 parameters, 4.694 G multiply-adds per image, heatmaps at 1/4");
+  const auto unet = exprun({"describe", "models/unet", "--input", "128x64"});
+  expect_ok(unet);
+  EXPECT_CONTAINS(unet.out, "19 landmarks, 1 input channel(s), 128x64 input");
+  EXPECT_CONTAINS(unet.out, " parameters, ");
+  EXPECT_CONTAINS(exprun({"describe", "models/unet", "--input", "big"}).err,
+                  "expected WIDTHxHEIGHT");
+}
+
 TEST(CliTest, DescribeAcceptsSingularAndBareNames) {
   for (const std::string name : {"loss/adaptive_wing", "adaptive_wing"}) {
     SCOPED_TRACE(name);
@@ -303,7 +320,7 @@ TEST(CliTest, DescribeUnknownPluginSuggests) {
   {
     const std::string message = expect_error(exprun({"describe", "models/nope"}), 1);
     EXPECT_CONTAINS(message, "no models plugin named \"nope\"");
-    EXPECT_CONTAINS(message, "(available: hrnet; searched ");
+    EXPECT_CONTAINS(message, "(available: hrnet, unet; searched ");
   }
   {
     const std::string message = expect_error(exprun({"describe", "adaptive_wig"}), 1);
@@ -515,7 +532,7 @@ TEST_F(CliExperimentTest, UnknownPluginSuggests) {
       << message;
   EXPECT_CONTAINS(message,
                   "stages.train.loss.plugin: no losses plugin named \"adaptive_wingg\"; "
-                  "did you mean 'adaptive_wing'? (available: adaptive_wing, mse; "
+                  "did you mean 'adaptive_wing'? (available: adaptive_wing, l1_coords, mse; "
                   "searched ");
 }
 

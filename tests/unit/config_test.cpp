@@ -56,7 +56,7 @@ class FakePlugins : public SchemaSource {
             .min(0)
             .add_float("omega", 14.0, "scale")
             .min(0)
-            .add_float_map("focus", std::map<std::string, double>{}, "extra weight per landmark")
+            .add_float_map("emphasis", std::map<std::string, double>{}, "extra weight per landmark")
             .min(0));
     add(PluginKind::Loss, "mse", ParamSchema());
     add(PluginKind::Memory, "mixed_precision",
@@ -217,7 +217,7 @@ TEST(ConfigLoad, ValidExperimentResolvesEveryDefault) {
   EXPECT_EQ(s.loss.name, "adaptive_wing");
   EXPECT_DOUBLE_EQ(s.loss.params.get_float("alpha"), 2.1);
   EXPECT_DOUBLE_EQ(s.loss.params.get_float("omega"), 14.0);
-  EXPECT_TRUE(s.loss.params.get_float_map("focus").empty());
+  EXPECT_TRUE(s.loss.params.get_float_map("emphasis").empty());
 
   EXPECT_TRUE(s.memory.strategies.empty());
   EXPECT_EQ(s.memory.effective_batch, 8);
@@ -740,12 +740,12 @@ TEST(ConfigPluginParams, IntegerIsAcceptedAsANumber) {
 }
 
 TEST(ConfigPluginParams, TableOfNumbers) {
-  const auto e = parse(with_stage_lines("finetune", "loss.focus = { Go = 3, Ar = 2.5 }\n"));
-  const auto& focus = e.stages[1].loss.params.get_float_map("focus");
-  EXPECT_EQ(focus, (std::map<std::string, double>{{"Ar", 2.5}, {"Go", 3.0}}));
+  const auto e = parse(with_stage_lines("finetune", "loss.emphasis = { Go = 3, Ar = 2.5 }\n"));
+  const auto& emphasis = e.stages[1].loss.params.get_float_map("emphasis");
+  EXPECT_EQ(emphasis, (std::map<std::string, double>{{"Ar", 2.5}, {"Go", 3.0}}));
   const std::string message =
-      error_of(with_stage_lines("finetune", "loss.focus = { Go = \"high\" }\n"));
-  EXPECT_NE(message.find("stages.finetune.loss.focus: expected table of numbers"),
+      error_of(with_stage_lines("finetune", "loss.emphasis = { Go = \"high\" }\n"));
+  EXPECT_NE(message.find("stages.finetune.loss.emphasis: expected table of numbers"),
             std::string::npos)
       << message;
 }
@@ -986,6 +986,115 @@ TEST(LandmarkWeightTensor, AllZeroIsAnError) {
   w.where = {{"S", "q.toml:4:9"}, {"N", "q.toml:4:17"}};
   w.key_path = "stages.ft.loss.weights";
   EXPECT_THROW(landmark_weight_tensor(w, {"S", "N"}), ConfigError);
+}
+
+}  // namespace
+}  // namespace exprun
+
+namespace exprun {
+namespace {
+
+// ---------------------------------------------------------------- chains and checkpoints
+
+TEST(ConfigChain, InitNamesAnEarlierStageAndFocusGoesWithIt) {
+  const std::string text = with_stage_lines(
+      "finetune", "init = \"pretrain:best\"\nloss.focus = { worst = 12, weight = 3.0 }\n");
+  const Experiment e = parse(text);
+  const StageConfig& finetune = stage_named(e, "finetune");
+  EXPECT_EQ(finetune.init.from_stage, "pretrain");
+  EXPECT_EQ(finetune.init.which, "best");
+  EXPECT_EQ(finetune.init.where.rfind(at_line(line_of(text, "init =")), 0), 0u);
+  EXPECT_EQ(finetune.focus.worst, 12);
+  EXPECT_EQ(finetune.focus.weight, 3.0);
+  EXPECT_TRUE(stage_named(e, "pretrain").init.empty());
+  const auto json = to_json(finetune);
+  EXPECT_EQ(json["init"], "pretrain:best");
+  EXPECT_EQ(json["loss"]["focus"]["worst"], 12);
+  // focus is the runner's, not handed to the loss plugin.
+  EXPECT_FALSE(finetune.loss.params.values().count("focus"));
+  EXPECT_EQ(
+      stage_named(parse(with_stage_lines("finetune", "init = \"pretrain:latest\"\n")), "finetune")
+          .init.which,
+      "latest");
+}
+
+TEST(ConfigChain, UnknownStageIsNamedWithTheClosestSpelling) {
+  const std::string text = with_stage_lines("finetune", "init = \"pretrian:best\"\n");
+  const std::string message = error_of(text);
+  EXPECT_CONTAINS(message, at_line(line_of(text, "init =")));
+  EXPECT_CONTAINS(message, "stages.finetune.init: no stage is named \"pretrian\"");
+  EXPECT_CONTAINS(message, "did you mean 'pretrain'?");
+}
+
+TEST(ConfigChain, CyclesAndLaterStagesAreRejectedBeforeAnythingRuns) {
+  EXPECT_CONTAINS(error_of(with_stage_lines("pretrain", "init = \"pretrain:best\"\n")),
+                  "cycle: pretrain -> pretrain");
+  const std::string both = with_stage_lines("finetune", "init = \"pretrain:best\"\n");
+  EXPECT_CONTAINS(
+      error_of(replaced(both, "epochs = 10\n", "epochs = 10\ninit = \"finetune:latest\"\n")),
+      "cycle: pretrain -> finetune -> pretrain");
+  EXPECT_CONTAINS(error_of(with_stage_lines("pretrain", "init = \"finetune:best\"\n")),
+                  "stage \"finetune\" runs after \"pretrain\"");
+}
+
+TEST(ConfigChain, BadInitValuesAndFocusWithoutInit) {
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "init = \"pretrain:first\"\n")),
+                  "expected \"pretrain:best\" or \"pretrain:latest\", found \"pretrain:first\"");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "init = 3\n")),
+                  "stages.finetune.init: expected \"STAGE:best\"");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "init = \"no/such/file.pt\"\n")),
+                  "no checkpoint file \"no/such/file.pt\"");
+  const std::string no_init = with_stage_lines("finetune", "loss.focus = { worst = 3 }\n");
+  const std::string message = error_of(no_init);
+  EXPECT_CONTAINS(message, at_line(line_of(no_init, "loss.focus")));
+  EXPECT_CONTAINS(message, "the stage has no init");
+  EXPECT_CONTAINS(error_of(with_stage_lines(
+                      "finetune", "init = \"pretrain:best\"\nloss.focus = { worst = 0 }\n")),
+                  "stages.finetune.loss.focus.worst: expected an integer in [1, 1000]");
+  EXPECT_CONTAINS(error_of(with_stage_lines(
+                      "finetune", "init = \"pretrain:best\"\nloss.focus = { wrst = 3 }\n")),
+                  "did you mean 'worst'?");
+}
+
+TEST(ConfigCheckpoint, DefaultsMonitorDirectionAndErrors) {
+  const Experiment plain = parse(kBase);
+  EXPECT_EQ(plain.stages[0].checkpoint.monitor, "val_mre_mm");
+  EXPECT_EQ(plain.stages[0].checkpoint.mode, "min");
+  EXPECT_EQ(plain.stages[0].checkpoint.every, 0);
+  const Experiment sdr = parse(with_stage_lines(
+      "finetune", "checkpoint = { monitor = \"val_sdr_2mm\", every = 2, keep_last = 3 }\n"));
+  EXPECT_EQ(sdr.stages[1].checkpoint.mode, "max");  // a detection rate is better high
+  EXPECT_EQ(sdr.stages[1].checkpoint.every, 2);
+  EXPECT_EQ(sdr.stages[1].checkpoint.keep_last, 3);
+  EXPECT_EQ(to_json(sdr.stages[1])["checkpoint"]["monitor"], "val_sdr_2mm");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "checkpoint = { monitor = \"mre\" }\n")),
+                  "stages.finetune.checkpoint.monitor");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "checkpoint = { keep_last = 2 }\n")),
+                  "set every = N as well");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "checkpoint = { mode = \"up\" }\n")),
+                  "stages.finetune.checkpoint.mode");
+}
+
+}  // namespace
+}  // namespace exprun
+
+namespace exprun {
+namespace {
+
+TEST(ConfigAugment, GammaClaheAndNoFlips) {
+  const Experiment e = parse(with_stage_lines(
+      "finetune", "data.augment = { gamma = 0.2, clahe = 0.5, clahe_clip = 3.0 }\n"));
+  const AugmentConfig& a = stage_named(e, "finetune").data.augment;
+  EXPECT_EQ(a.gamma, 0.2);
+  EXPECT_EQ(a.clahe, 0.5);
+  EXPECT_EQ(a.clahe_clip, 3.0);
+  EXPECT_EQ(a.clahe_tiles, 8);
+  EXPECT_EQ(stage_named(e, "pretrain").data.augment.gamma, 0.0);  // off by default
+  EXPECT_EQ(to_json(stage_named(e, "finetune"))["data"]["augment"]["clahe"], 0.5);
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "data.augment = { clahe = 2 }\n")),
+                  "stages.finetune.data.augment.clahe: expected a number in [0, 1]");
+  EXPECT_CONTAINS(error_of(with_stage_lines("finetune", "data.augment = { flip = true }\n")),
+                  "not left-right symmetric");
 }
 
 }  // namespace

@@ -38,6 +38,19 @@ using nlohmann::json;
 using test::expect_no_crash;
 using test::ProcessResult;
 
+// The LibTorch archive inside a checkpoint, read as docs/report.md lays the file out: 24 header
+// bytes starting "EXPRUNCK", then the payload.
+void load_checkpoint_payload(const fs::path& file, torch::serialize::InputArchive& archive) {
+  const std::string bytes = test::read_text(file);
+  ASSERT_GT(bytes.size(), 24u);
+  ASSERT_EQ(bytes.substr(0, 8), "EXPRUNCK");
+  std::uint64_t length = 0;
+  for (int i = 0; i < 8; ++i)
+    length |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes[12 + i])) << (8 * i);
+  ASSERT_EQ(length, bytes.size() - 24);
+  archive.load_from(bytes.data() + 24, bytes.size() - 24);
+}
+
 const fs::path kPluginDir = EXPRUN_PLUGIN_DIR;
 // Seconds. A tiny run takes about 5 s on two idle cores, but the machine may be shared.
 constexpr double kRunTimeout = 240;
@@ -326,10 +339,10 @@ void TinyRunTest::TopLevel() {
   json r = report();
   EXPECT_EQ(sorted(keys_of(r)),
             (std::vector<std::string>{"config", "environment", "experiment", "finished_at", "kind",
-                                      "run_id", "schema_version", "stages", "started_at", "status",
-                                      "wall_time_s"}))
+                                      "resumes", "run_id", "schema_version", "stages", "started_at",
+                                      "status", "wall_time_s"}))
       << "no \"error\" key when the run completed";
-  EXPECT_EQ(r["schema_version"], 1);
+  EXPECT_EQ(r["schema_version"], 2);
   EXPECT_TRUE(r["schema_version"].is_number_integer());
   EXPECT_EQ(r["kind"], "run");
   EXPECT_EQ(r["experiment"], "tiny");
@@ -368,8 +381,8 @@ void TinyRunTest::ConfigEchoesTheExperiment() {
   ASSERT_EQ(c["stages"].size(), 1u);
   json s = c["stages"][0];
   EXPECT_EQ(sorted(keys_of(s)),
-            (std::vector<std::string>{"data", "device", "epochs", "loss", "memory", "model", "name",
-                                      "optimizer", "schedule"}));
+            (std::vector<std::string>{"checkpoint", "data", "device", "epochs", "eval", "loss",
+                                      "memory", "model", "name", "optimizer", "schedule"}));
   EXPECT_EQ(s["name"], "train");
   EXPECT_EQ(s["epochs"], 2);
   EXPECT_EQ(s["device"], "cpu");
@@ -388,7 +401,11 @@ void TinyRunTest::ConfigEchoesTheExperiment() {
                                 {"scale", 0.1},
                                 {"shift", 0.05},
                                 {"brightness", 0.1},
-                                {"contrast", 0.1}}));
+                                {"contrast", 0.1},
+                                {"gamma", 0.0},
+                                {"clahe", 0.0},
+                                {"clahe_clip", 2.0},
+                                {"clahe_tiles", 8}}));
   EXPECT_EQ(d["train_count"], 16);
   EXPECT_EQ(d["valid_count"], 8);
 
@@ -446,26 +463,15 @@ void TinyRunTest::Environment() {
 
 void TinyRunTest::StageSummary() {
   json s = stage();
-  EXPECT_EQ(sorted(keys_of(s)), (std::vector<std::string>{"batch_plan",
-                                                          "best",
-                                                          "best_epoch",
-                                                          "checkpoints",
-                                                          "data",
-                                                          "device",
-                                                          "epochs",
-                                                          "epochs_completed",
-                                                          "final",
-                                                          "history",
-                                                          "mean_shape_baseline",
-                                                          "metrics_file",
-                                                          "model",
-                                                          "monitor",
-                                                          "name",
-                                                          "peak_memory_bytes",
-                                                          "status",
-                                                          "train_images_per_second",
-                                                          "train_time_s",
-                                                          "wall_time_s"}))
+  EXPECT_EQ(sorted(keys_of(s)),
+            (std::vector<std::string>{"batch_plan",   "best",        "best_epoch",
+                                      "best_value",   "checkpoints", "data",
+                                      "device",       "epochs",      "epochs_completed",
+                                      "final",        "history",     "mean_shape_baseline",
+                                      "metrics_file", "model",       "monitor",
+                                      "monitor_mode", "name",        "peak_memory_bytes",
+                                      "resumed",      "status",      "train_images_per_second",
+                                      "train_time_s", "wall_time_s"}))
       << "no \"error\" key when the stage completed";
   EXPECT_EQ(s["name"], "train");
   EXPECT_EQ(s["status"], "completed");
@@ -503,7 +509,8 @@ void TinyRunTest::StageSummary() {
                              {"landmarks", symbols()}}));
   EXPECT_EQ(s["data"]["landmarks"].size(), 29u);
   EXPECT_EQ(s["checkpoints"], (json{{"best", "train/checkpoints/best.pt"},
-                                    {"latest", "train/checkpoints/latest.pt"}}));
+                                    {"latest", "train/checkpoints/latest.pt"},
+                                    {"epochs", json::array()}}));
   EXPECT_EQ(s["metrics_file"], "train/metrics.jsonl");
 }
 
@@ -636,7 +643,7 @@ void TinyRunTest::CheckpointsHoldTheDocumentedEntries() {
   EXPECT_DOUBLE_EQ(best.best_metric, s["best"]["overall"]["mre"].get<double>());
 
   torch::serialize::InputArchive archive;
-  archive.load_from((run_dir() / "train/checkpoints/latest.pt").string());
+  load_checkpoint_payload(run_dir() / "train/checkpoints/latest.pt", archive);
   for (const char* key : {"model", "optimizer", "memory.0"}) {
     torch::serialize::InputArchive sub;
     EXPECT_TRUE(archive.try_read(key, sub)) << key;
@@ -826,7 +833,7 @@ TEST_F(RunTest, MixedPrecisionWithGradientAccumulation) {
   EXPECT_TRUE(fs::is_regular_file(run_dir / "train/checkpoints/best.pt"));
   // Both strategies' states are in the checkpoint, in list order.
   torch::serialize::InputArchive archive;
-  archive.load_from((run_dir / "train/checkpoints/latest.pt").string());
+  load_checkpoint_payload(run_dir / "train/checkpoints/latest.pt", archive);
   for (const char* key : {"memory.0", "memory.1"}) {
     torch::serialize::InputArchive sub;
     EXPECT_TRUE(archive.try_read(key, sub)) << key;

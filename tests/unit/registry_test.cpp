@@ -320,7 +320,7 @@ TEST_F(RegistryTest, AbiMismatchNamesBothTags) {
 TEST_F(RegistryTest, RunnerAbiTagDescribesThisBuild) {
   const std::string ours = sdk::sdk_abi_tag();
   EXPECT_EQ(ours, EXPRUN_SDK_ABI_TAG) << "the runner and the test were compiled alike";
-  EXPECT_EQ(ours.rfind("exprun-sdk-1.1;torch-", 0), 0u) << ours;
+  EXPECT_EQ(ours.rfind("exprun-sdk-1.2;torch-", 0), 0u) << ours;
   EXPECT_CONTAINS(ours, ";cxx11abi-");
 }
 
@@ -367,7 +367,7 @@ TEST_F(RegistryTest, UnknownNameSuggestsTheClosest) {
   EXPECT_CONTAINS(message, "no losses plugin named \"adaptive_wig\"");
   EXPECT_CONTAINS(message, "did you mean 'adaptive_wing'?");
   EXPECT_CONTAINS(message, "available: ");
-  EXPECT_CONTAINS(message, "adaptive_wing, mse");
+  EXPECT_CONTAINS(message, "adaptive_wing, l1_coords, mse");
   EXPECT_CONTAINS(message, "searched " + kPluginDir.string());
 
   const std::string qualified = lookup_error([&] { registry.find("losses/adaptive_wig"); });

@@ -181,3 +181,68 @@ TEST(MixSeed, DeterministicAndSpread) {
 
 }  // namespace
 }  // namespace exprun
+
+namespace exprun {
+namespace {
+
+// Photometric augmentation only: no warp, no brightness or contrast change.
+PipelineSpec photometric_spec() {
+  PipelineSpec s = spec(true);
+  s.augment.rotation_deg = 0;
+  s.augment.scale = 0;
+  s.augment.shift = 0;
+  s.augment.brightness = 0;
+  s.augment.contrast = 0;
+  return s;
+}
+
+TEST(SamplePipeline, GammaRaisesEveryPixelToOnePower) {
+  const test::FakeDataset data(1, kWidth, kHeight);
+  const auto sample = data.get(0);
+  const auto plain = SamplePipeline(spec()).prepare(sample, false, 0);
+  PipelineSpec s = photometric_spec();
+  s.augment.gamma = 0.5;
+  const auto a = SamplePipeline(s).prepare(sample, true, 21);
+  // Recover the drawn exponent from one mid-grey pixel, then check every pixel obeys it.
+  const auto x = plain.image.to(torch::kFloat64), y = a.image.to(torch::kFloat64);
+  const auto mid = ((x > 0.2) & (x < 0.8)).nonzero();
+  ASSERT_GT(mid.size(0), 0);
+  const auto at = mid[0];
+  const double g = std::log(y.index({at[0], at[1], at[2]}).item<double>()) /
+                   std::log(x.index({at[0], at[1], at[2]}).item<double>());
+  EXPECT_GE(g, 0.5);
+  EXPECT_LE(g, 1.5);
+  EXPECT_NE(g, 1.0);
+  EXPECT_TRUE(torch::allclose(y, x.pow(g), 1e-4, 1e-5));
+  // Geometry is untouched: the targets are the unaugmented ones.
+  EXPECT_TRUE(torch::equal(a.heatmaps, plain.heatmaps));
+}
+
+TEST(SamplePipeline, ClaheIsAppliedWithItsProbabilityAndKeepsTheTargets) {
+  const test::FakeDataset data(1, kWidth, kHeight);
+  const auto sample = data.get(0);
+  const auto plain = SamplePipeline(spec()).prepare(sample, false, 0);
+  PipelineSpec always = photometric_spec();
+  always.augment.clahe = 1.0;
+  const auto a = SamplePipeline(always).prepare(sample, true, 5);
+  EXPECT_FALSE(torch::allclose(a.image, plain.image, 1e-3, 1e-3)) << "CLAHE changed nothing";
+  EXPECT_TRUE(torch::equal(a.heatmaps, plain.heatmaps));
+  EXPECT_GE(a.image.min().item<float>(), 0.0f);
+  EXPECT_LE(a.image.max().item<float>(), 1.0f);
+  // Probability 0 (the default) never applies it: only the 16-bit round trip could differ.
+  PipelineSpec never = photometric_spec();
+  const auto b = SamplePipeline(never).prepare(sample, true, 5);
+  EXPECT_TRUE(torch::equal(b.image, plain.image));
+  // In between, some seeds apply it and some do not.
+  PipelineSpec half = photometric_spec();
+  half.augment.clahe = 0.5;
+  int applied = 0;
+  for (std::uint64_t seed = 0; seed < 40; ++seed)
+    applied +=
+        torch::equal(SamplePipeline(half).prepare(sample, true, seed).image, plain.image) ? 0 : 1;
+  EXPECT_GT(applied, 8);
+  EXPECT_LT(applied, 32);
+}
+
+}  // namespace
+}  // namespace exprun

@@ -7,6 +7,7 @@
 // PyTorch state dict can be matched by name.
 #include <exprun/sdk/sdk.hpp>
 
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -253,7 +254,13 @@ class HRNet : public Model {
         .min(1)
         .add_int("head_channels", 0,
                  "channels of the head's 1x1 conv; 0 = all branches (15 x width)")
-        .min(0);
+        .min(0)
+        .add_string("pretrained", "",
+                    "PyTorch state dict (.pth) to start from, matched by parameter name, e.g. "
+                    "the official ImageNet HRNet weights; \"\" = none")
+        .add_bool("pretrained_strict", true,
+                  "a tensor of the wrong shape in `pretrained` is an error (false: skipped with "
+                  "a warning)");
   }
 
   HRNet(const Params& p, const ModelContext& context)
@@ -298,6 +305,12 @@ class HRNet : public Model {
         "head", nn::Sequential(conv(concatenated, head, 1, 1, true), batch_norm(head), nn::ReLU(),
                                conv(head, num_landmarks_, 1, 1, true)));
     initialise();
+    const auto& pretrained = p.get_string("pretrained");
+    if (!pretrained.empty()) {
+      const auto report =
+          load_state_dict(*this, pretrained, StateDictOptions{p.get_bool("pretrained_strict")});
+      std::cout << "models/hrnet: " << report.text() << std::flush;
+    }
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {

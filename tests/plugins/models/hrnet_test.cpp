@@ -2,11 +2,15 @@
 #include <gtest/gtest.h>
 #include <exprun/sdk/sdk.hpp>
 
+#include <filesystem>
+#include <fstream>
+
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 
 namespace {
 
 using namespace exprun::sdk;
+using Given = std::map<std::string, ParamValue>;
 
 std::shared_ptr<Model> make(std::map<std::string, ParamValue> given, std::int64_t landmarks,
                             std::int64_t channels) {
@@ -124,6 +128,52 @@ TEST(HRNet, CheckpointedPartsGiveTheSameOutputGradientsAndStatistics) {
           << which << ", buffer " << i;
     }
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Starting from a state dict: the RGB weights of a small HRNet whose file has no heatmap head
+// and an ImageNet-like classifier instead, loaded into a grey model (torch::pickle_save writes
+// the zip format torch.save does).
+TEST(HRNet, PretrainedLoadsMatchingNamesAndSumsTheFirstConvIntoGrey) {
+  const Given small{{"width", std::int64_t{4}},
+                    {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
+                    {"num_blocks", std::int64_t{1}},
+                    {"stem_blocks", std::int64_t{1}}};
+  torch::manual_seed(5);
+  auto rgb = make(small, 7, 3);
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& p : rgb->named_parameters())
+    if (p.key().rfind("head.", 0) != 0) dict.insert(p.key(), p.value().detach());
+  for (const auto& b : rgb->named_buffers())
+    if (b.key().rfind("head.", 0) != 0) dict.insert(b.key(), b.value());
+  dict.insert("classifier.weight", torch::ones({1000, 2048}));
+  const auto bytes = torch::pickle_save(torch::IValue(dict));
+  const auto dir = std::filesystem::path(EXPRUN_BINARY_DIR) / "test_scratch" / "hrnet";
+  std::filesystem::create_directories(dir);
+  const auto file = (dir / "imagenet_like.pth").string();
+  std::ofstream(file, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+
+  Given with_weights = small;
+  with_weights["pretrained"] = file;
+  testing::internal::CaptureStdout();
+  auto grey = make(with_weights, 19, 1);
+  const std::string printed = testing::internal::GetCapturedStdout();
+  auto got = grey->named_parameters();
+  auto want = rgb->named_parameters();
+  EXPECT_TRUE(torch::allclose(got["conv1.weight"], want["conv1.weight"].sum(1, true), 1e-6, 1e-9));
+  EXPECT_TRUE(torch::equal(got["stage4.0.fuse_layers.3.0.2.0.weight"],
+                           want["stage4.0.fuse_layers.3.0.2.0.weight"]));
+  EXPECT_NE(printed.find("models/hrnet: pretrained weights from " + file), std::string::npos);
+  EXPECT_NE(printed.find("  summed over the 3 input channels into 1: conv1.weight\n"),
+            std::string::npos)
+      << printed;
+  // head: 2 convs with bias (4) + BN weight, bias (2) and 3 buffers.
+  EXPECT_NE(printed.find("  missing: head.* (9)\n"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("  left over: classifier.weight\n"), std::string::npos) << printed;
 }
 
 }  // namespace

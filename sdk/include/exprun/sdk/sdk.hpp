@@ -10,3 +10,4 @@
 #include "exprun/sdk/model.hpp"
 #include "exprun/sdk/params.hpp"
 #include "exprun/sdk/plugin.hpp"
+#include "exprun/sdk/state_dict.hpp"

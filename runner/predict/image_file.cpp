@@ -1,0 +1,50 @@
+#include "predict/image_file.hpp"
+
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <stdexcept>
+
+#include "data/image_convert.hpp"
+
+namespace exprun {
+
+torch::Tensor read_image_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw std::runtime_error(path.string() + ": no such image file");
+  }
+  cv::Mat mat = cv::imread(path.string(), cv::IMREAD_UNCHANGED);
+  if (mat.empty()) {
+    throw std::runtime_error(path.string() +
+                             ": cannot read the image (not a format OpenCV decodes, e.g. png, "
+                             "jpg, bmp, tiff; or damaged)");
+  }
+  if (mat.depth() != CV_8U && mat.depth() != CV_16U) {
+    throw std::runtime_error(path.string() + ": expected an 8- or 16-bit image");
+  }
+  // OpenCV orders colour channels BGR; samples hold RGB.
+  if (mat.channels() == 3) cv::cvtColor(mat, mat, cv::COLOR_BGR2RGB);
+  if (mat.channels() == 4) cv::cvtColor(mat, mat, cv::COLOR_BGRA2RGBA);
+  if (mat.channels() != 1 && mat.channels() != 3 && mat.channels() != 4) {
+    throw std::runtime_error(path.string() + ": expected 1, 3 or 4 channels, found " +
+                             std::to_string(mat.channels()));
+  }
+  std::vector<std::int64_t> shape = {mat.rows, mat.cols};
+  if (mat.channels() > 1) shape.push_back(mat.channels());
+  if (mat.depth() == CV_8U) {
+    return torch::from_blob(mat.data, shape, torch::kUInt8).clone();
+  }
+  cv::Mat wide;
+  mat.convertTo(wide, CV_32S);  // torch has no uint16: 16-bit data travels as int32
+  return torch::from_blob(wide.data, shape, torch::kInt32).clone();
+}
+
+cv::Mat drawable_image(const torch::Tensor& image) {
+  cv::Mat grey8, bgr;
+  to_grey_float(image).convertTo(grey8, CV_8U, 255.0);
+  cv::cvtColor(grey8, bgr, cv::COLOR_GRAY2BGR);
+  return bgr;
+}
+
+}  // namespace exprun

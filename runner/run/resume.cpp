@@ -1,0 +1,114 @@
+#include "run/resume.hpp"
+
+#include <algorithm>
+#include <fstream>
+
+#include "train/checkpoint.hpp"
+#include "train/progress.hpp"
+
+namespace exprun {
+namespace fs = std::filesystem;
+namespace {
+
+// What must match for a run to be continued: the experiment's identity and every stage.
+// Where results go (output) and how the file was named do not matter.
+nlohmann::json resumable_config(const nlohmann::json& config) {
+  nlohmann::json out = {{"experiment", config.at("experiment")}, {"stages", config.at("stages")}};
+  out["experiment"].erase("output");
+  return out;
+}
+
+nlohmann::json read_report(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in)
+    throw std::runtime_error("cannot resume " + file.parent_path().string() + ": no " +
+                             file.string());
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("cannot resume: " + file.string() + " is unreadable (" + e.what() +
+                             ")");
+  }
+}
+
+}  // namespace
+
+fs::path find_run_to_resume(const Experiment& experiment) {
+  const fs::path runs = fs::path(experiment.output_dir) / experiment.name;
+  std::vector<fs::path> candidates;
+  if (fs::is_directory(runs)) {
+    for (const auto& entry : fs::directory_iterator(runs)) {
+      if (!entry.is_directory() || !fs::exists(entry.path() / "report.json")) continue;
+      const nlohmann::json report = read_report(entry.path() / "report.json");
+      if (report.value("status", "") != "completed") candidates.push_back(entry.path());
+    }
+  }
+  if (candidates.empty()) {
+    throw std::runtime_error("--resume: no unfinished run of experiment " + experiment.name +
+                             " in " + runs.string() + " (give the run directory: --resume=DIR)");
+  }
+  // Run ids are UTC timestamps (with -2, -3 for runs started in the same second), so the newest
+  // sorts last once equal-length ids are compared first by length.
+  std::sort(candidates.begin(), candidates.end(), [](const fs::path& a, const fs::path& b) {
+    const auto x = a.filename().string(), y = b.filename().string();
+    return x.size() != y.size() ? x.size() < y.size() : x < y;
+  });
+  return candidates.back();
+}
+
+nlohmann::json read_run_to_resume(const fs::path& run_dir, const Experiment& experiment) {
+  const fs::path file = run_dir / "report.json";
+  nlohmann::json report = read_report(file);
+  if (!report.contains("config") || !report.contains("stages")) {
+    throw std::runtime_error("cannot resume: " + file.string() + " is not an exprun run report");
+  }
+  const nlohmann::json before = resumable_config(report["config"]);
+  const nlohmann::json now = resumable_config(to_json(experiment));
+  if (before != now) {
+    std::string keys;
+    for (const auto& change : nlohmann::json::diff(before, now)) {
+      keys += "\n  " + change["op"].get<std::string>() + " " + change["path"].get<std::string>();
+    }
+    throw std::runtime_error("cannot resume " + run_dir.string() +
+                             ": it was run with another configuration; these keys differ "
+                             "(give the same file and --set arguments as the run, see its "
+                             "experiment.toml):" +
+                             keys);
+  }
+  return report;
+}
+
+std::optional<fs::path> newest_valid_checkpoint(const fs::path& stage_dir) {
+  const fs::path dir = stage_dir / "checkpoints";
+  if (!fs::is_directory(dir)) return std::nullopt;
+  struct Candidate {
+    fs::path path;
+    std::int64_t epoch, step;
+  };
+  std::vector<Candidate> valid;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const fs::path& path = entry.path();
+    if (path.filename().string().find(".pt.tmp-") != std::string::npos) {
+      std::error_code ignored;
+      fs::remove(path, ignored);  // a write the crash interrupted
+      continue;
+    }
+    if (path.extension() != ".pt") continue;
+    try {
+      const CheckpointInfo info = read_checkpoint_info(path);
+      valid.push_back({path, info.epoch, info.step_in_epoch});
+    } catch (const std::exception& e) {
+      Progress::message(std::string("exprun: warning: ") + e.what() + "; passing over it");
+    }
+  }
+  if (valid.empty()) return std::nullopt;
+  // Furthest into training first; among equals latest.pt, since best/epoch_N hold the same.
+  std::sort(valid.begin(), valid.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.epoch != b.epoch) return a.epoch > b.epoch;
+    if (a.step != b.step) return a.step > b.step;
+    return a.path.filename() == "latest.pt" && b.path.filename() != "latest.pt";
+  });
+  return valid.front().path;
+}
+
+}  // namespace exprun

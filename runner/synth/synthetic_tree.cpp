@@ -1,0 +1,173 @@
+#include "synth/synthetic_tree.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "config/config_error.hpp"
+#include "synth/synth_formats.hpp"
+#include "util/text.hpp"
+
+namespace exprun {
+namespace fs = std::filesystem;
+
+namespace synth {
+
+std::int64_t draw(std::uint64_t seed, const std::string& id, std::uint64_t key, std::int64_t lo,
+                  std::int64_t hi) {
+  std::uint64_t h = 1469598103934665603ULL ^ seed;  // FNV-1a over the id, then splitmix
+  for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
+  h += 0x9E3779B97F4A7C15ULL * (key + 1);
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+  h ^= h >> 31;
+  return lo + static_cast<std::int64_t>(h % static_cast<std::uint64_t>(hi - lo + 1));
+}
+
+std::vector<std::array<long, 2>> landmarks_by_symbol(
+    const sdk::Sample& sample, const std::vector<sdk::LandmarkInfo>& available,
+    const std::vector<sdk::LandmarkInfo>& symbols, double scale_x, double scale_y) {
+  auto acc = sample.landmarks.accessor<double, 2>();
+  std::vector<std::array<long, 2>> out;
+  for (const auto& wanted : symbols) {
+    const auto it = std::find_if(available.begin(), available.end(),
+                                 [&](const auto& l) { return l.symbol == wanted.symbol; });
+    if (it == available.end()) {
+      throw std::runtime_error("datasets/synthetic_ceph has no landmark " + wanted.symbol);
+    }
+    const auto i = it - available.begin();
+    // Pixel centres stay pixel centres under a resize: x' = (x + 0.5) * s - 0.5.
+    out.push_back({std::lround((acc[i][0] + 0.5) * scale_x - 0.5),
+                   std::lround((acc[i][1] + 0.5) * scale_y - 0.5)});
+  }
+  return out;
+}
+
+cv::Mat grey_image(const sdk::Sample& sample) {
+  const torch::Tensor t = sample.image.contiguous();
+  if (t.scalar_type() != torch::kUInt8 || t.dim() != 2) {
+    throw std::runtime_error("datasets/synthetic_ceph handed over an image that is not 8-bit grey");
+  }
+  return cv::Mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8U, t.data_ptr())
+      .clone();
+}
+
+void write_image(const fs::path& file, const cv::Mat& image, const std::vector<int>& params) {
+  bool ok = false;
+  try {
+    ok = cv::imwrite(file.string(), image, params);
+  } catch (const cv::Exception& e) {
+    throw std::runtime_error("cannot write " + file.string() + ": " + e.what());
+  }
+  if (!ok) throw std::runtime_error("cannot write " + file.string());
+}
+
+void write_text_file(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+}  // namespace synth
+
+namespace {
+
+struct SplitPlan {
+  std::string source_split;  // synthetic_ceph's split name
+  std::string folder;
+  double share;
+};
+
+std::vector<SplitPlan> plan_for(const std::string& format) {
+  if (format == "aariz") {  // 700 / 150 / 150 in the release
+    return {{"train", "train", 0.70}, {"valid", "valid", 0.15}, {"test", "test", 0.15}};
+  }
+  // 150 / 150 / 100 in the release
+  return {
+      {"train", "TrainingData", 0.375}, {"valid", "Test1Data", 0.375}, {"test", "Test2Data", 0.25}};
+}
+
+}  // namespace
+
+const std::vector<std::string>& synth_formats() {
+  static const std::vector<std::string> formats = {"aariz", "isbi2015"};
+  return formats;
+}
+
+std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
+                                                  const SynthRequest& request) {
+  if (std::find(synth_formats().begin(), synth_formats().end(), request.format) ==
+      synth_formats().end()) {
+    throw ConfigError("--format " + request.format + ": expected " + join(synth_formats(), " or ") +
+                      did_you_mean(request.format, synth_formats()));
+  }
+  if (request.count < 3) {
+    throw ConfigError("--count " + std::to_string(request.count) +
+                      ": expected at least 3 (one image per split)");
+  }
+  if (request.out.empty()) throw ConfigError("--out: a folder to write the tree into is needed");
+  const fs::path out = fs::absolute(request.out).lexically_normal();
+  std::error_code ec;
+  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec))) {
+    throw ConfigError("--out " + request.out.string() +
+                      ": already exists and is not an empty folder; synth writes a new tree");
+  }
+
+  // Split the count by the release's proportions, every split at least one image (for 3 or
+  // more images the shares leave the training split at least one too).
+  std::vector<SplitPlan> plan = plan_for(request.format);
+  std::vector<SynthSplitCount> counts;
+  std::size_t assigned = 0;
+  for (std::size_t i = 1; i < plan.size(); ++i) {
+    const auto n = std::max<std::size_t>(
+        1,
+        static_cast<std::size_t>(std::lround(plan[i].share * static_cast<double>(request.count))));
+    counts.push_back({plan[i].folder, n});
+    assigned += n;
+  }
+  counts.insert(
+      counts.begin(),
+      SynthSplitCount{plan[0].folder, static_cast<std::size_t>(request.count) - assigned});
+
+  const LoadedPlugin& source = registry.find(sdk::PluginKind::Dataset, "synthetic_ceph");
+  std::map<std::string, sdk::ParamValue> given = {
+      {"train_count", static_cast<std::int64_t>(counts[0].count)},
+      {"valid_count", static_cast<std::int64_t>(counts[1].count)},
+      {"test_count", static_cast<std::int64_t>(counts[2].count)}};
+  const sdk::Params params = sdk::Params::resolve(source.schema, given);
+  std::vector<synth::SplitSamples> splits;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    splits.push_back(
+        {plan[i].folder,
+         registry.make_dataset("synthetic_ceph", params,
+                               sdk::DatasetContext{plan[i].source_split, request.seed})});
+  }
+
+  // Written beside the target under a hidden name, renamed into place when complete.
+  if (out.has_parent_path()) fs::create_directories(out.parent_path());
+  const fs::path staging = out.parent_path() / ("." + out.filename().string() + ".partial-" +
+                                                std::to_string(::getpid()));
+  fs::remove_all(staging, ec);
+  try {
+    fs::create_directories(staging);
+    if (request.format == "aariz") {
+      synth::write_aariz(staging, splits, request.seed);
+    } else {
+      synth::write_isbi2015(staging, splits, request.seed);
+    }
+    if (fs::exists(out)) fs::remove(out);  // checked empty above
+    fs::rename(staging, out);
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  return counts;
+}
+
+}  // namespace exprun

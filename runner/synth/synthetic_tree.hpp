@@ -1,0 +1,37 @@
+// `exprun synth`: the synthetic_ceph cephalograms written to disk as a dataset tree in a real
+// release's layout, so that the readers are tested on files and a newcomer can try the
+// real-data path without the data. The samples come from the synthetic_ceph plugin through the
+// registry.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "plugins/registry.hpp"
+
+namespace exprun {
+
+struct SynthRequest {
+  std::string format;  // "aariz" | "isbi2015"
+  std::filesystem::path out;
+  std::int64_t count = 0;  // images over all splits; at least 3
+  std::uint64_t seed = 0;
+};
+
+struct SynthSplitCount {
+  std::string folder;  // "train", "Test1Data", ...
+  std::size_t count = 0;
+};
+
+// The formats `synth` writes.
+const std::vector<std::string>& synth_formats();
+
+// Writes the tree into a hidden sibling folder and renames it to `out` when complete, so an
+// error never leaves a tree that looks whole. `out` must not exist, or be an empty folder.
+// Throws std::runtime_error (ConfigError for a bad request).
+std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
+                                                  const SynthRequest& request);
+
+}  // namespace exprun
