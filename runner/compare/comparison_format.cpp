@@ -88,26 +88,11 @@ std::vector<Row> landmark_rows(const Comparison& c, Style style) {
   return rows;
 }
 
-// Columns two spaces apart: text left-aligned, numbers (the run number in column 0 when
-// `numbered`, and every column from `first_numeric` on) right-aligned.
+// Text left-aligned; numbers (the run number in column 0 when `numbered`, and every column
+// from `first_numeric` on) right-aligned.
 std::string aligned(const std::vector<Row>& rows, std::size_t first_numeric, bool numbered) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      const std::string pad(widths[c] - row[c].size(), ' ');
-      const bool right = c >= first_numeric || (c == 0 && numbered);
-      line += right ? pad + row[c] : row[c] + (c + 1 < row.size() ? pad : "");
-      if (c + 1 < row.size()) line += "  ";
-    }
-    out += line + "\n";
-  }
-  return out;
+  return align_columns(rows,
+                       [&](std::size_t c) { return c >= first_numeric || (c == 0 && numbered); });
 }
 
 std::string markdown_escape(const std::string& text) {

@@ -11,24 +11,6 @@ namespace {
 
 using Row = std::vector<std::string>;
 
-std::string column_text(const std::vector<Row>& rows) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
-  }
-  std::string out;
-  for (const auto& row : rows) {
-    std::string line;
-    for (std::size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(widths[c] - row[c].size() + 2, ' ');
-    }
-    out += line + "\n";
-  }
-  return out;
-}
-
 // A metric is null in the reports when it could not be computed; the table shows "-".
 std::string number(const nlohmann::json& value, const char* format) {
   if (!value.is_number()) return "-";
@@ -86,7 +68,7 @@ std::string sweep_summary_table(const nlohmann::json& sweep) {
                   " failed: " + trial["error"].get<std::string>() + "\n";
     }
   }
-  return column_text(rows) + failures;
+  return align_columns(rows, [](std::size_t) { return false; }) + failures;
 }
 
 }  // namespace exprun

@@ -70,6 +70,26 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
   return out;
 }
 
+std::string align_columns(const std::vector<std::vector<std::string>>& rows,
+                          const std::function<bool(std::size_t column)>& right_aligned) {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (std::size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) {
+      const std::string pad(widths[c] - row[c].size(), ' ');
+      const bool last = c + 1 == row.size();
+      out += right_aligned(c) ? pad + row[c] : row[c] + (last ? "" : pad);
+      if (!last) out += "  ";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--";
   const long s = std::lround(seconds);

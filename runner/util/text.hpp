@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 std::string suggest(const std::vector<std::string>& matches);
 
 std::string join(const std::vector<std::string>& items, const std::string& separator);
+
+// Rows as columns two spaces apart, one line each. Columns for which right_aligned(column) is
+// true are padded on the left; the others on the right (the last one not at all).
+std::string align_columns(const std::vector<std::vector<std::string>>& rows,
+                          const std::function<bool(std::size_t column)>& right_aligned);
 
 // "1h02m", "3m05s", "12s" for progress lines and summaries.
 std::string format_duration(double seconds);

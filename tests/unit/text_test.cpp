@@ -182,3 +182,23 @@ TEST(TempDirTest, RemovesItselfAndIsUnique) {
 
 }  // namespace
 }  // namespace exprun
+
+namespace exprun {
+namespace {
+
+TEST(AlignColumns, PadsToTheWidestCellTwoSpacesApart) {
+  const std::vector<std::vector<std::string>> rows = {
+      {"#", "name", "mre"}, {"1", "baseline", "2.5"}, {"10", "x", "12.25"}};
+  EXPECT_EQ(align_columns(rows, [](std::size_t) { return false; }),
+            "#   name      mre\n"
+            "1   baseline  2.5\n"
+            "10  x         12.25\n");
+  EXPECT_EQ(align_columns(rows, [](std::size_t c) { return c != 1; }),
+            " #  name        mre\n"
+            " 1  baseline    2.5\n"
+            "10  x         12.25\n");
+  EXPECT_EQ(align_columns({}, [](std::size_t) { return false; }), "");
+}
+
+}  // namespace
+}  // namespace exprun
