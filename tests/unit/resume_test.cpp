@@ -213,6 +213,46 @@ TEST_F(ResumeTest, TheChainStartsFromPretrainBestAndFocusesOnItsWorstLandmarks) 
   EXPECT_EQ(finetune["batch_plan"]["accumulation_steps"], 2);
 }
 
+// Two runs of the chain that differ in one key: compare shows that key alone, with the
+// fine-tune's metric deltas, in every format.
+TEST_F(ResumeTest, CompareShowsTheOneKeyThatDiffersBetweenTwoChainRuns) {
+  std::vector<std::string> args = run_args(reference_dir_->path());  // same experiment.output
+  args.insert(args.end(), {"--set", "stages.weighted_finetune.optimizer.lr=1e-4"});
+  const ProcessResult other = test::run_exprun(args);
+  ASSERT_EQ(other.exit_code, 0) << other.describe();
+  fs::path other_run;
+  for (const auto& e : fs::directory_iterator(reference_dir_->path() / "weighted_chain_tiny"))
+    if (e.path() != reference_run_) other_run = e.path();
+  ASSERT_FALSE(other_run.empty());
+  const std::string key = "stages.weighted_finetune.optimizer.lr";
+  auto compare = [&](const std::string& format) {
+    const ProcessResult r = test::run_exprun(
+        {"compare", reference_run_.string(), other_run.string(), "--format", format});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    return r.out;
+  };
+
+  const std::string table = compare("table");
+  EXPECT_CONTAINS(table, "stage: weighted_finetune (the last stage");
+  EXPECT_CONTAINS(table, "config: 1 of ");
+  EXPECT_CONTAINS(table, key);
+  const json doc = json::parse(compare("json"));
+  EXPECT_EQ(doc["keys"], json::array({key}));
+  EXPECT_EQ(doc["runs"][0]["stage"], "weighted_finetune");  // the last stage, by default
+  ASSERT_EQ(doc["runs"].size(), 2u);
+  const json want = read_json(reference_run_ / "report.json")["stages"][1]["best"]["overall"];
+  const json got = read_json(other_run / "report.json")["stages"][1]["best"]["overall"];
+  EXPECT_EQ(doc["runs"][0]["metrics"]["mre_mm"]["value"], want["mre"]);
+  EXPECT_EQ(doc["runs"][1]["metrics"]["mre_mm"]["value"], got["mre"]);
+  EXPECT_DOUBLE_EQ(doc["runs"][1]["metrics"]["mre_mm"]["delta"].get<double>(),
+                   got["mre"].get<double>() - want["mre"].get<double>());
+  EXPECT_CONTAINS(compare("markdown"), "| # | run | status | " + key + " | MRE mm |");
+  const auto csv = test::split_lines(compare("csv"));
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(csv[0].rfind("number,label,path,status,stage," + key + ",mre_mm,mre_mm_delta", 0), 0u)
+      << csv[0];
+}
+
 TEST_F(ResumeTest, KilledMidEpochResumesToTheSameResult) {
   kill_resume_and_compare("KILL@step:pretrain:2:1", SIGKILL);
 }
