@@ -20,6 +20,9 @@ packages=(
   nlohmann-json3-dev      # reports
   libgtest-dev            # tests
   python3-jsonschema      # tests: reports checked against docs/report.schema.json
+  clang                   # tests: the fuzz targets (docs/fuzzing.md)
+  libclang-rt-14-dev      # tests: clang's libFuzzer, ASan and UBSan runtimes
+  llvm                    # tests: llvm-symbolizer, for file:line in sanitizer stacks
 )
 
 missing=()

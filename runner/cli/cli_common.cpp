@@ -56,6 +56,21 @@ void load_registry(Registry& registry, const CommonOptions& common) {
                             common.plugin_dirs.size());
 }
 
+void check_thread_option(std::int64_t threads) {
+  if (threads < 0 || threads > kMaxThreads) {
+    throw po::error("--threads: expected 0 (all cores) to " + std::to_string(kMaxThreads) +
+                    ", found " + std::to_string(threads));
+  }
+}
+
+std::string rerun_command(const std::string& file, const std::vector<std::string>& overrides,
+                          const std::vector<std::string>& more_words) {
+  std::string command = "exprun run " + shell_quote(file);
+  for (const auto& o : overrides) command += " --set " + shell_quote(o);
+  for (const auto& word : more_words) command += " " + shell_quote(word);
+  return command;
+}
+
 int guarded(const std::function<int()>& body) {
   try {
     return body();

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -41,6 +42,18 @@ void load_registry(Registry& registry, const CommonOptions& common);
 
 // The index of the stage `--stage name` names; a ConfigError with the closest names otherwise.
 std::size_t stage_index_named(const Experiment& experiment, const std::string& name);
+
+// The most --threads a command takes, the bound of the experiment file's `threads` key: far
+// more makes OpenMP allocate per-thread state until the process dies out of memory.
+constexpr std::int64_t kMaxThreads = 1024;
+
+// Throws po::error unless `threads` is 0 (all cores) to kMaxThreads.
+void check_thread_option(std::int64_t threads);
+
+// "exprun run FILE --set O... WORD..." with every word shell-quoted, so that a printed command
+// pastes back unchanged whatever the paths and values hold.
+std::string rerun_command(const std::string& file, const std::vector<std::string>& overrides,
+                          const std::vector<std::string>& more_words);
 
 // Runs `body`, printing any error as "exprun: error: ..." and mapping it to an exit code.
 int guarded(const std::function<int()>& body);

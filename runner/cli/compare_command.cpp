@@ -1,3 +1,4 @@
+#include <charconv>
 #include <iostream>
 
 #include "cli/cli_common.hpp"
@@ -19,8 +20,12 @@ std::size_t resolve_baseline(const std::string& baseline, std::vector<LoadedRun>
   if (baseline.empty()) return 0;
   std::error_code ec;
   if (all_digits(baseline) && !std::filesystem::exists(baseline, ec)) {
-    const auto n = std::stoull(baseline);
-    if (n < 1 || n > runs.size()) {
+    // A number too large for any integer type is as out of range as one past the last run.
+    std::size_t n = 0;
+    const auto [end, error] =
+        std::from_chars(baseline.data(), baseline.data() + baseline.size(), n);
+    if (error != std::errc() || end != baseline.data() + baseline.size() || n < 1 ||
+        n > runs.size()) {
       throw po::error("--baseline " + baseline + ": expected a run number from 1 to " +
                       std::to_string(runs.size()) + ", or a report/run directory");
     }

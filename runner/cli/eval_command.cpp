@@ -104,7 +104,7 @@ int eval_command(const std::vector<std::string>& args) {
     }
     StageConfig stage = experiment.stages[index];
     if (!decode.empty()) stage.eval.decode = decode;
-    check_checkpoint_config(checkpoint, nlohmann::json::parse(info.config_json), to_json(stage));
+    check_checkpoint_config(checkpoint, info.config, to_json(stage));
 
     apply_thread_count(experiment.threads);
     BuiltStage built = build_stage(experiment, stage, index, registry);

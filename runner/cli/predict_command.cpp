@@ -30,7 +30,7 @@ int predict_command(const std::vector<std::string>& args) {
       "decode", po::value(&decode),
       "argmax | dark (default: the eval.decode the checkpoint's stage was trained with)")(
       "device", po::value(&device_name), "auto | cpu | cuda | cuda:N (default: auto)")(
-      "threads", po::value(&threads), "CPU threads (default 0: all cores)");
+      "threads", po::value(&threads), "CPU threads, 0 to 1024 (default 0: all cores)");
   po::positional_options_description positional;
   positional.add("image", -1);
   return guarded([&] {
@@ -41,7 +41,7 @@ int predict_command(const std::vector<std::string>& args) {
     if (!decode.empty() && decode != "argmax" && decode != "dark") {
       throw po::error("--decode: expected argmax or dark, found '" + decode + "'");
     }
-    if (threads < 0) throw po::error("--threads: expected 0 (all cores) or more");
+    check_thread_option(threads);
     torch::Device device = torch::kCPU;
     try {
       device = resolve_device(device_name);

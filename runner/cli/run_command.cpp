@@ -72,9 +72,8 @@ int run_command(const std::vector<std::string>& args) {
       run_dir = resume_dir.empty() ? find_run_to_resume(experiment) : fs::path(resume_dir);
     RunOutcome outcome = run_experiment(experiment, registry, run_dir, resume);
     if (outcome.interrupted_by != 0) {
-      std::string again = "exprun run " + file;
-      for (const auto& o : overrides) again += " --set '" + o + "'";
-      again += " --resume=" + outcome.run_dir.string();
+      const std::string again =
+          rerun_command(file, overrides, {"--resume=" + outcome.run_dir.string()});
       std::cout << "run interrupted (" << (outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT")
                 << "): the position is saved in the stage's latest.pt. Resume with:\n  " << again
                 << "\n";

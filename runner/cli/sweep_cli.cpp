@@ -1,10 +1,9 @@
 #include "cli/sweep_cli.hpp"
 
 #include <algorithm>
-#include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
-#include <string_view>
 
 #include "cli/cli_common.hpp"
 #include "config/config_error.hpp"
@@ -21,7 +20,7 @@ constexpr std::size_t kPlanAllTrialsUpTo = 3;
 std::string set_words(const SweepTrial& trial) {
   std::vector<std::string> words;
   for (const auto& argument : trial.set_arguments())
-    words.push_back("--set " + shell_word(argument));
+    words.push_back("--set " + shell_quote(argument));
   return join(words, " ");
 }
 
@@ -57,19 +56,6 @@ std::vector<std::size_t> parse_trial_option(const std::vector<std::string>& valu
   return out;
 }
 
-std::string shell_word(const std::string& text) {
-  bool plain = !text.empty();
-  for (const char ch : text) {
-    const bool safe = std::isalnum(static_cast<unsigned char>(ch)) ||
-                      std::string_view("._-+=:/,@%").find(ch) != std::string_view::npos;
-    plain = plain && safe;
-  }
-  if (plain) return text;
-  std::string out = "'";
-  for (const char ch : text) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
-
 void reject_trials_without_sweep(const SweepFile& file, const std::vector<std::size_t>& chosen) {
   if (chosen.empty() || file.spec) return;
   throw ConfigError("--trial " + std::to_string(chosen.front()) + ": " + file.path +
@@ -83,15 +69,29 @@ int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& cho
   const std::vector<LoadedTrial> trials = load_trials(file, chosen, overrides, registry);
   const SweepOutcome outcome = run_sweep(file, trials, overrides, registry);
   const auto path = (outcome.sweep_dir / "sweep.json").string();
-  if (outcome.ok) {
+  if (outcome.interrupted_by != 0) {
+    // Trials the signal kept from running are not failures; say which to run again.
+    std::printf("sweep interrupted (%s; %s): %s\n",
+                outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT",
+                sweep_status_counts(outcome.sweep).c_str(), path.c_str());
+  } else if (outcome.ok) {
     std::printf("sweep completed: %s\n", path.c_str());
   } else {
     std::size_t failed = 0;
-    for (const auto& t : outcome.sweep["trials"]) failed += t["status"] != "completed";
+    for (const auto& t : outcome.sweep["trials"]) failed += t["status"] == "failed";
     std::printf("sweep FAILED (%zu of %zu trial(s) failed): %s\n", failed, trials.size(),
                 path.c_str());
   }
   std::printf("%s", sweep_summary_table(outcome.sweep).c_str());
+  if (outcome.interrupted_by != 0) {
+    std::vector<std::string> numbers;
+    for (const std::size_t index : unfinished_trials(outcome.sweep))
+      numbers.push_back(std::to_string(index));
+    const std::string again = rerun_command(file.path, overrides, {"--trial", join(numbers, ",")});
+    std::printf("Run the unfinished trials (in a new sweep directory) with:\n  %s\n",
+                again.c_str());
+    return 128 + outcome.interrupted_by;
+  }
   return outcome.ok ? int{kOk} : int{kRunFailed};
 }
 
@@ -106,7 +106,7 @@ std::vector<LoadedTrial> plan_sweep_trials(const SweepFile& file,
     std::printf("every trial's configuration is valid\n");
     if (trials.size() > kPlanAllTrialsUpTo) {
       std::printf("(built below: trial 0 only; exprun plan %s --trial N builds another)\n",
-                  shell_word(file.path).c_str());
+                  shell_quote(file.path).c_str());
       trials.resize(1);
     }
   } else {

@@ -15,11 +15,9 @@ namespace exprun::cli {
 // Throws po::error for anything else.
 std::vector<std::size_t> parse_trial_option(const std::vector<std::string>& values);
 
-// "optimizer.lr=0.001" as a shell word: quoted when the shell would split or expand it.
-std::string shell_word(const std::string& text);
-
 // exprun run on a sweep: validates the chosen trials (all when `chosen` is empty), runs them,
-// prints the summary. Returns the exit code: 1 if any trial failed.
+// prints the summary. Returns the exit code: 128 + the signal if Ctrl-C or SIGTERM stopped it
+// (printing how to run the unfinished trials), else 1 if any trial failed.
 int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& chosen,
                       const std::vector<std::string>& overrides, const Registry& registry);
 

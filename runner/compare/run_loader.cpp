@@ -1,11 +1,10 @@
 #include "compare/run_loader.hpp"
 
-#include <fstream>
-#include <sstream>
-
+#include "compare/report_fields.hpp"
 #include "config/config_error.hpp"
 #include "report/report.hpp"
 #include "sweep/sweep_report.hpp"
+#include "util/json_file.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
@@ -15,20 +14,12 @@ namespace {
   throw ConfigError(file.string() + ": " + message);
 }
 
+// Depth-limited (util/json_file); its errors are the user's input, reported as such.
 nlohmann::json read_json(const fs::path& file) {
-  std::error_code ec;
-  if (!fs::exists(file, ec)) fail(file, "no such file");
-  if (fs::is_directory(file, ec)) fail(file, "is a directory, expected a JSON file");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file, "cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
   try {
-    return nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte locates the problem; the library's own message repeats its internal id.
-    fail(file, "not valid JSON (byte " + std::to_string(e.byte) + "); expected an exprun " +
-                   "report.json or sweep.json");
+    return read_json_file(file);
+  } catch (const JsonInputError& e) {
+    throw ConfigError(e.what());
   }
 }
 
@@ -60,8 +51,11 @@ std::string check_document(const fs::path& file, const nlohmann::json& doc) {
       fail(file,
            "not a complete exprun report: expected \"config\" (object) and \"stages\" (array)");
     }
-  } else if (!doc.contains("trials") || !doc["trials"].is_array()) {
-    fail(file, "not a complete sweep.json: expected \"trials\" (array)");
+    check_run_fields(file, doc);
+  } else {
+    if (!doc.contains("trials") || !doc["trials"].is_array())
+      fail(file, "not a complete sweep.json: expected \"trials\" (array)");
+    check_sweep_fields(file, doc);
   }
   return kind;
 }
@@ -85,9 +79,18 @@ std::vector<LoadedRun> expand_sweep(const fs::path& file, const nlohmann::json& 
   const std::string prefix = text_or(sweep, "experiment", "?") + "/" +
                              text_or(sweep, "sweep_id", dir.filename().string()) + "/";
   std::vector<LoadedRun> runs;
-  for (const auto& trial : sweep["trials"]) {
+  const auto& trials = sweep["trials"];
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const auto& trial = trials[i];
     const std::string run_dir = text_or(trial, "run_dir", "");
-    if (run_dir.empty()) fail(file, "a trial has no \"run_dir\"");
+    // A trial's directory lies in the sweep's own: a path elsewhere is not one exprun wrote.
+    if (run_dir.empty() || run_dir == "." || run_dir == ".." ||
+        run_dir.find_first_of("/\\") != std::string::npos) {
+      fail(file, "/trials/" + std::to_string(i) +
+                     "/run_dir: expected the name of a trial directory beside sweep.json "
+                     "(\"trial-001\"), found " +
+                     (trial.contains("run_dir") ? trial["run_dir"].dump() : "none"));
+    }
     const fs::path report = dir / run_dir / "report.json";
     std::error_code ec;
     if (fs::exists(report, ec)) {

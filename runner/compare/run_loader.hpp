@@ -20,8 +20,9 @@ struct LoadedRun {
 };
 
 // One argument: a report.json (or sweep.json), a run directory or a sweep directory. Throws
-// ConfigError naming the file when it cannot be read, is not an exprun report, or has a schema
-// version this exprun does not read.
+// ConfigError naming the file when it cannot be read (JSON nested deeper than util/json_file's
+// limit included), is not an exprun report, has a schema version this exprun does not read, or
+// holds a field compare reads with the wrong type (compare/report_fields.hpp).
 std::vector<LoadedRun> load_runs(const std::filesystem::path& argument);
 
 // The same for a file or directory that must hold exactly one run (--baseline PATH).

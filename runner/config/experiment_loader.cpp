@@ -4,13 +4,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
 #include "config/byte_size.hpp"
+#include "config/checkpoint_path.hpp"
 #include "config/config_error.hpp"
+#include "config/names.hpp"
 #include "config/table_reader.hpp"
+#include "config/toml_limits.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -19,6 +21,9 @@ namespace {
 const std::vector<std::string> kStageKeys = {"name",     "epochs", "device", "data",
                                              "model",    "loss",   "memory", "optimizer",
                                              "schedule", "eval",   "init",   "checkpoint"};
+// Largest data.image_size side. HRNet's activations at 8192 x 8192 already take tens of GiB
+// per image; a larger value is a typo, and would overflow the tensor sizes computed from it.
+constexpr std::int64_t kMaxImageSide = 8192;
 const std::vector<std::string> kDataRunnerKeys = {
     "plugin", "image_size", "sigma", "workers", "channels", "train_split", "val_split", "augment"};
 
@@ -33,6 +38,7 @@ struct Overrides {
 toml::table parse_override_value(const std::string& key, const std::string& value,
                                  const std::string& argument) {
   const std::string source = "--set " + argument;
+  check_toml_limits(key + " = " + value, source);
   try {
     return toml::parse(key + " = " + value, source);
   } catch (const toml::parse_error&) {
@@ -68,6 +74,12 @@ Overrides parse_overrides(const std::vector<std::string>& arguments) {
       out.experiment.push_back(&out.docs.back());
     } else if (starts("defaults.")) {
       out.docs.push_back(parse_override_value(key.substr(9), value, argument));
+      // As in the file's [defaults]: every stage would take this name.
+      if (out.docs.back().contains("name")) {
+        throw ConfigError("--set " + argument +
+                          ": defaults.name: a stage's name cannot be inherited; rename one stage "
+                          "with --set stages.<stage name>.name=NEW");
+      }
       out.defaults.push_back(&out.docs.back());
     } else if (starts("stages.")) {
       const auto dot = key.find('.', 7);
@@ -256,7 +268,8 @@ LandmarkWeights read_landmark_weights(TableReader& loss) {
 DataConfig read_data(TableReader& stage, const SchemaSource& plugins) {
   DataConfig out;
   TableReader r(stage.table("data"));
-  const auto size = r.int_list_or("image_size", {out.input_width, out.input_height}, 2, 16);
+  const auto size = r.int_list_or("image_size", {out.input_width, out.input_height}, 2, 16,
+                                  static_cast<double>(kMaxImageSide));
   out.input_width = size[0];
   out.input_height = size[1];
   out.sigma = r.number_or("sigma", out.sigma, 0.1, 64);
@@ -373,7 +386,7 @@ OptimizerConfig read_optimizer(TableReader& stage) {
   return out;
 }
 
-ScheduleConfig read_schedule(TableReader& stage, std::int64_t epochs) {
+ScheduleConfig read_schedule(TableReader& stage, std::int64_t epochs, double lr) {
   ScheduleConfig out;
   TableReader r(stage.table("schedule"));
   out.warmup_epochs = r.number_or("warmup_epochs", out.warmup_epochs, 0, 1e6);
@@ -383,6 +396,12 @@ ScheduleConfig read_schedule(TableReader& stage, std::int64_t epochs) {
   }
   out.decay = r.string_or("decay", out.decay, {"cosine", "constant"});
   out.min_lr = r.number_or("min_lr", out.min_lr, 0, 10);
+  // The cosine runs from lr down to min_lr; above lr it would run upwards. "constant" ignores
+  // min_lr.
+  if (out.decay == "cosine" && out.min_lr > lr) {
+    r.fail("min_lr", "expected at most the stage's optimizer.lr (" + format_number(lr) +
+                         ") with decay = \"cosine\", found " + format_number(out.min_lr));
+  }
   r.reject_unknown();
   return out;
 }
@@ -393,6 +412,17 @@ EvalConfig read_eval(TableReader& stage) {
   out.decode = r.string_or("decode", out.decode, {"argmax", "dark"});
   r.reject_unknown();
   return out;
+}
+
+// "NAME:WORD" with NAME a stage name and WORD of the same characters: the shape of a stage
+// reference (anything else is a path, so a WORD other than best or latest can be named).
+// A text whose NAME no stage could have, such as "a.b:best", is a path.
+bool split_stage_reference(const std::string& text, std::string& name, std::string& which) {
+  const auto colon = text.find(':');
+  if (colon == std::string::npos) return false;
+  name = text.substr(0, colon);
+  which = text.substr(colon + 1);
+  return is_stage_name(name) && is_stage_name(which);
 }
 
 // init = "stage:best" | "stage:latest" | "path/to/checkpoint.pt". Stage references are checked
@@ -407,15 +437,14 @@ StageInit read_init(TableReader& stage) {
   }
   out.text = node->as_string()->get();
   out.where = describe_source(node->source());
-  static const std::regex stage_ref("([A-Za-z0-9_.-]+):([A-Za-z0-9_]+)");
-  std::smatch m;
-  if (std::regex_match(out.text, m, stage_ref)) {
-    if (m[2] != "best" && m[2] != "latest") {
-      stage.fail("init", "expected \"" + m[1].str() + ":best\" or \"" + m[1].str() +
+  std::string stage_name, which;
+  if (split_stage_reference(out.text, stage_name, which)) {
+    if (which != "best" && which != "latest") {
+      stage.fail("init", "expected \"" + stage_name + ":best\" or \"" + stage_name +
                              ":latest\", found \"" + out.text + "\"");
     }
-    out.from_stage = m[1];
-    out.which = m[2];
+    out.from_stage = stage_name;
+    out.which = which;
   } else {
     out.path = out.text;
   }
@@ -464,10 +493,11 @@ CheckpointConfig read_checkpoint(TableReader& stage) {
 
 std::string read_device(TableReader& stage) {
   std::string device = stage.string_or("device", "auto");
-  static const std::regex valid("auto|cpu|cuda|cuda:[0-9]+");
-  if (!std::regex_match(device, valid)) {
-    stage.fail("device",
-               "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", found \"" + device + "\"");
+  const bool numbered = device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+                        device.find_first_not_of("0123456789", 5) == std::string::npos;
+  if (device != "auto" && device != "cpu" && device != "cuda" && !numbered) {
+    stage.fail("device", "expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", found " +
+                             quote_for_message(device));
   }
   return device;
 }
@@ -477,10 +507,8 @@ StageConfig read_stage(const LayeredTable& table, const SchemaSource& plugins) {
   StageConfig out;
   out.where = describe_source(table.where());
   out.name = r.required_string("name");
-  static const std::regex valid_name("[A-Za-z0-9_.-]+");
-  if (!std::regex_match(out.name, valid_name)) {
-    r.fail("name", "expected letters, digits, '_', '-' or '.' (it names a folder), found \"" +
-                       out.name + "\"");
+  if (!is_stage_name(out.name)) {
+    r.fail("name", "expected " + stage_name_rule() + ", found " + quote_for_message(out.name));
   }
   out.epochs = r.required_int("epochs", 1, 1e6);
   out.device = read_device(r);
@@ -496,7 +524,7 @@ StageConfig read_stage(const LayeredTable& table, const SchemaSource& plugins) {
   loss.reject_unknown();
   out.memory = read_memory(r, plugins);
   out.optimizer = read_optimizer(r);
-  out.schedule = read_schedule(r, out.epochs);
+  out.schedule = read_schedule(r, out.epochs, out.optimizer.lr);
   out.eval = read_eval(r);
   out.init = read_init(r);
   out.checkpoint = read_checkpoint(r);
@@ -523,16 +551,18 @@ void check_stage_chain(const std::vector<StageConfig>& stages) {
     const std::string where = init.where + ": stages." + stages[i].name + ".init: ";
     if (init.empty()) continue;
     if (!init.path.empty()) {
-      if (!std::filesystem::is_regular_file(init.path)) {
-        throw ConfigError(where + "no checkpoint file \"" + init.path +
-                          "\" (expected \"STAGE:best\", \"STAGE:latest\" or the path of a .pt "
+      const CheckpointPathStatus found = look_up_checkpoint_path(init.path);
+      if (!found.problem.empty()) throw ConfigError(where + found.problem);
+      if (!std::filesystem::is_regular_file(found.status)) {
+        throw ConfigError(where + "no checkpoint file " + quote_for_message(init.path, 120) +
+                          " (expected \"STAGE:best\", \"STAGE:latest\" or the path of a .pt "
                           "checkpoint, relative to the working directory)");
       }
       continue;
     }
     const auto found = position.find(init.from_stage);
     if (found == position.end()) {
-      throw ConfigError(where + "no stage is named \"" + init.from_stage + "\"" +
+      throw ConfigError(where + "no stage is named " + quote_for_message(init.from_stage) +
                         did_you_mean(init.from_stage, names) + " (stages: " + join(names, ", ") +
                         ")");
     }
@@ -570,6 +600,7 @@ std::string read_experiment_file(const std::string& path) {
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
                             const std::vector<std::string>& override_args,
                             const SchemaSource& plugins) {
+  check_toml_limits(text, source_name);
   toml::table doc;
   try {
     doc = toml::parse(text, source_name);
@@ -597,10 +628,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
               "missing required table [experiment] with name = \"...\"");
     }
     out.name = r.required_string("name");
-    static const std::regex valid_name("[A-Za-z0-9_.-]+");
-    if (!std::regex_match(out.name, valid_name)) {
-      r.fail("name", "expected letters, digits, '_', '-' or '.' (it names a folder), found \"" +
-                         out.name + "\"");
+    if (!is_experiment_name(out.name)) {
+      r.fail("name",
+             "expected " + experiment_name_rule() + ", found " + quote_for_message(out.name));
     }
     out.seed = static_cast<std::uint64_t>(r.int_or("seed", 0, 0, 9.0e15));
     out.threads = r.int_or("threads", 0, 0, 1024);
@@ -640,8 +670,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
     std::string stage_name;
     if (const auto* n = stage->get("name"); n && n->is_string()) stage_name = n->as_string()->get();
     // A stage without a usable name is named by its position, as TOML paths write it.
-    const std::string stage_path =
-        stage_name.empty() ? "stage[" + std::to_string(stage_index) + "]" : "stages." + stage_name;
+    const std::string stage_path = is_stage_name(stage_name)
+                                       ? "stages." + stage_name
+                                       : "stage[" + std::to_string(stage_index) + "]";
     ++stage_index;
     std::vector<const toml::table*> layers;
     for (const auto& [name, layer] : overrides.one_stage)
@@ -658,7 +689,7 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
   }
   for (const auto& [name, argument] : overrides.stage_names_used) {
     if (!names.count(name)) {
-      throw ConfigError("--set " + argument + ": no stage is named \"" + name + "\"" +
+      throw ConfigError("--set " + argument + ": no stage is named " + quote_for_message(name) +
                         did_you_mean(name, {names.begin(), names.end()}));
     }
   }

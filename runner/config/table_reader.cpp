@@ -137,18 +137,19 @@ std::vector<std::string> TableReader::string_list_or(const std::string& key,
 
 std::vector<std::int64_t> TableReader::int_list_or(const std::string& key,
                                                    const std::vector<std::int64_t>& fallback,
-                                                   std::optional<std::size_t> length, double min) {
+                                                   std::optional<std::size_t> length, double min,
+                                                   double max) {
   const toml::node* node = node_for(key);
   if (!node) return fallback;
   std::string expected = "a list of ";
   if (length) expected += std::to_string(*length) + " ";
-  expected += "integers" + range_phrase(min, kNoMax);
+  expected += "integers" + range_phrase(min, max);
   if (!node->is_array()) fail_type(key, *node, expected);
   const auto& array = *node->as_array();
   if (length && array.size() != *length) fail_type(key, *node, expected);
   std::vector<std::int64_t> out;
   for (const auto& item : array) {
-    if (!item.is_integer() || !in_range(static_cast<double>(item.as_integer()->get()), min, kNoMax))
+    if (!item.is_integer() || !in_range(static_cast<double>(item.as_integer()->get()), min, max))
       fail_type(key, *node, expected);
     out.push_back(item.as_integer()->get());
   }

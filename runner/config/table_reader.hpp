@@ -36,7 +36,8 @@ class TableReader {
                                           const std::vector<std::string>& fallback);
   std::vector<std::int64_t> int_list_or(const std::string& key,
                                         const std::vector<std::int64_t>& fallback,
-                                        std::optional<std::size_t> length, double min = kNoMin);
+                                        std::optional<std::size_t> length, double min = kNoMin,
+                                        double max = kNoMax);
   std::vector<double> number_list_or(const std::string& key, const std::vector<double>& fallback,
                                      std::optional<std::size_t> length, double min = kNoMin);
   // The merged sub-table; empty when absent; an error when the key holds something else.

@@ -69,12 +69,7 @@ CheckpointModel load_checkpoint_model(const std::filesystem::path& path, const R
   out.device = device;
   out.info = read_checkpoint_info(path);
   const std::string where = "checkpoint " + path.string();
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(out.info.config_json);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(where + ": its stage config is not JSON: " + e.what());
-  }
+  const nlohmann::json& config = out.info.config;
   const auto& symbols = out.info.landmark_symbols;
   if (symbols.empty()) throw std::runtime_error(where + ": names no landmarks");
   for (std::size_t i = 0; i < symbols.size(); ++i) {

@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "exprun/sdk/image_decode.hpp"
+
 #include "data/image_convert.hpp"
 
 namespace exprun {
@@ -14,12 +16,9 @@ torch::Tensor read_image_file(const std::filesystem::path& path) {
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw std::runtime_error(path.string() + ": no such image file");
   }
-  cv::Mat mat = cv::imread(path.string(), cv::IMREAD_UNCHANGED);
-  if (mat.empty()) {
-    throw std::runtime_error(path.string() +
-                             ": cannot read the image (not a format OpenCV decodes, e.g. png, "
-                             "jpg, bmp, tiff; or damaged)");
-  }
+  // The dataset readers' decoder: truncated or damaged files and absurd sizes are errors
+  // naming the file, and OpenCV's own exceptions never escape without it.
+  cv::Mat mat = sdk::decode_image_file(path, cv::IMREAD_UNCHANGED);
   if (mat.depth() != CV_8U && mat.depth() != CV_16U) {
     throw std::runtime_error(path.string() + ": expected an 8- or 16-bit image");
   }

@@ -10,7 +10,8 @@
 namespace exprun {
 
 // H x W (grey) or H x W x C (RGB / RGBA) as sdk::Sample::image holds it: uint8, or 16-bit data
-// as int32. Throws std::runtime_error naming the file when it is missing or not an image.
+// as int32. Throws std::runtime_error naming the file when it is missing, not an image,
+// truncated or damaged, or larger than sdk::kMaxImageSide / kMaxImagePixels.
 torch::Tensor read_image_file(const std::filesystem::path& path);
 
 // The image as the model sees it (grey), as 8-bit BGR to draw on.

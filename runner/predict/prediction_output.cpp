@@ -77,9 +77,13 @@ void draw_landmarks(cv::Mat& bgr, const std::vector<sdk::LandmarkInfo>& landmark
 
 void write_png_atomically(const std::filesystem::path& path, const cv::Mat& image) {
   std::vector<unsigned char> bytes;
-  if (!cv::imencode(".png", image, bytes)) {
-    throw std::runtime_error(path.string() + ": cannot encode the PNG");
+  bool encoded = false;
+  try {
+    encoded = cv::imencode(".png", image, bytes);
+  } catch (const cv::Exception& e) {  // its message alone would not name the file
+    throw std::runtime_error(path.string() + ": cannot encode the PNG: " + e.err);
   }
+  if (!encoded) throw std::runtime_error(path.string() + ": cannot encode the PNG");
   write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 

@@ -5,12 +5,15 @@
 
 #include <csignal>
 #include <ctime>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
+#include "config/config_error.hpp"
 #include "report/report.hpp"
 #include "run/interrupt.hpp"
 #include "run/resume.hpp"
+#include "run/run_lock.hpp"
 #include "run/stage_chain.hpp"
 #include "train/batch_tuner.hpp"
 #include "train/progress.hpp"
@@ -145,19 +148,57 @@ std::string signal_name(int signal) { return signal == SIGTERM ? "SIGTERM" : "SI
 
 }  // namespace
 
+// The names below are those of run/, train/ and report/ writers; a user's `notes.tmp-2024` or
+// an `eval-test.json` that `exprun eval` (which does not take the lock) is writing is not one.
+bool is_atomic_run_file(const fs::path& relative) {
+  const std::string name = relative.filename().string();
+  const auto depth = std::distance(relative.begin(), relative.end());
+  if (depth == 1)
+    return name == "report.json" || name == "experiment.toml" || name == "resolved.toml";
+  if (depth == 2) return name == "metrics.jsonl" || name == "curves.png";
+  return depth == 3 && relative.parent_path().filename() == "checkpoints" &&
+         relative.extension() == ".pt";
+}
+
+void check_fault_points(const Experiment& experiment) {
+  std::vector<std::string> stages;
+  for (const auto& stage : experiment.stages) stages.push_back(stage.name);
+  try {
+    check_fault_setting(stages);
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+}
+
 RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
                           const fs::path& run_dir, bool resume) {
+  check_fault_points(experiment);
   const std::int64_t threads = apply_thread_count(experiment.threads);
   RunOutcome outcome;
   nlohmann::json previous;
   if (resume) {
-    previous = read_run_to_resume(run_dir, experiment);
+    if (!fs::is_directory(run_dir))
+      throw std::runtime_error("cannot resume " + run_dir.string() + ": no such directory");
+    // Before the lock file is made: --resume=DIR may name any folder by mistake, and one that is
+    // not a run of this experiment must be left exactly as it was.
+    read_run_to_resume(run_dir, experiment);
     outcome.run_dir = run_dir;
   } else if (run_dir.empty()) {
     outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name);
   } else {
     fs::create_directories(run_dir);
     outcome.run_dir = run_dir;
+  }
+  // Held until the run returns, every stage included: a second process (a --resume while this
+  // one trains) is refused instead of writing the same files.
+  const RunLock lock(outcome.run_dir);
+  // Again under the lock: a writer that ended since the check above may have changed it.
+  if (resume) previous = read_run_to_resume(outcome.run_dir, experiment);
+  // A crash between writing a temporary file and renaming it leaves NAME.tmp-PID behind; with
+  // the lock held, no other process can be writing one, not even one with our pid (in a
+  // container every run may be pid 1), and this process has written nothing yet.
+  for (const auto& stale : remove_stale_temporaries(outcome.run_dir, is_atomic_run_file)) {
+    Progress::message("exprun: removed " + stale.string() + ", left by an interrupted write");
   }
   const std::string run_id = outcome.run_dir.filename().string();
 

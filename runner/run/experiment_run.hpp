@@ -32,8 +32,22 @@ std::filesystem::path make_run_dir(const std::filesystem::path& output, const st
 // resume: continue the unfinished run in run_dir (which must then be given): completed stages
 // are kept, the interrupted one continues from its newest valid checkpoint. Throws when the
 // run cannot be resumed (no report, another configuration).
+// The run directory is locked (run/run_lock.hpp) for the whole run: throws when another process
+// holds it. With resume, the folder is first shown to be a run of this experiment, so that a
+// folder given by mistake is left untouched. Temporary files that a crashed writer left in it
+// are removed once the lock is held.
+// Throws ConfigError, before anything is written, when EXPRUN_FAULT names no point of this
+// experiment (util/fault_injection.hpp).
 RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
                           const std::filesystem::path& run_dir = {}, bool resume = false);
+
+// Whether `relative` (a path inside a run directory) is a file the run writes atomically:
+// report.json, experiment.toml, resolved.toml, STAGE/metrics.jsonl, STAGE/curves.png and
+// STAGE/checkpoints/*.pt. Only their temporaries are taken for leftovers of a crash.
+bool is_atomic_run_file(const std::filesystem::path& relative);
+
+// ConfigError when EXPRUN_FAULT is set to something this experiment never reaches.
+void check_fault_points(const Experiment& experiment);
 
 // The resolved config as TOML, for the run directory.
 std::string resolved_config_toml(const nlohmann::json& config);

@@ -1,10 +1,12 @@
 #include "run/resume.hpp"
 
 #include <algorithm>
-#include <fstream>
 
+#include "config/config_error.hpp"
+#include "report/json_fields.hpp"
 #include "train/checkpoint.hpp"
 #include "train/progress.hpp"
+#include "util/json_file.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
@@ -18,16 +20,44 @@ nlohmann::json resumable_config(const nlohmann::json& config) {
   return out;
 }
 
+// Depth-limited (util/json_file): a report is a file the user can edit or damage.
 nlohmann::json read_report(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in)
+  if (!fs::exists(file))
     throw std::runtime_error("cannot resume " + file.parent_path().string() + ": no " +
                              file.string());
   try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("cannot resume: " + file.string() + " is unreadable (" + e.what() +
-                             ")");
+    return read_json_file(file);
+  } catch (const JsonInputError& e) {
+    throw std::runtime_error(std::string("cannot resume: ") + e.what());
+  }
+}
+
+// Whether a sibling run is unfinished; throws naming the file when its report cannot tell.
+bool unfinished(const fs::path& file) {
+  const nlohmann::json report = read_json_file(file);
+  return JsonFields(file).required(report, JsonFields::Pointer(), "status", JsonType::kString) !=
+         "completed";
+}
+
+// The fields a resumed run carries over (report/report.cpp continue_from, and the stages it
+// skips as completed): a damaged one is named here rather than met later as a library error.
+void check_carried_fields(const fs::path& file, const nlohmann::json& report) {
+  const JsonFields f(file);
+  const JsonFields::Pointer root;
+  try {
+    f.member(report, root, "status", JsonType::kString);
+    f.member(report, root, "started_at", JsonType::kString);
+    f.member(report, root, "wall_time_s", JsonType::kNumber);
+    f.member(report, root, "resumes", JsonType::kArray);
+    const nlohmann::json& stages = f.required(report, root, "stages", JsonType::kArray);
+    for (std::size_t i = 0; i < stages.size(); ++i) {
+      const JsonFields::Pointer at = root / "stages" / i;
+      f.expect(stages[i], at, JsonType::kObject);
+      f.required(stages[i], at, "name", JsonType::kString);
+      f.member(stages[i], at, "status", JsonType::kString);
+    }
+  } catch (const ConfigError& e) {
+    throw std::runtime_error(std::string("cannot resume: ") + e.what());
   }
 }
 
@@ -39,8 +69,13 @@ fs::path find_run_to_resume(const Experiment& experiment) {
   if (fs::is_directory(runs)) {
     for (const auto& entry : fs::directory_iterator(runs)) {
       if (!entry.is_directory() || !fs::exists(entry.path() / "report.json")) continue;
-      const nlohmann::json report = read_report(entry.path() / "report.json");
-      if (report.value("status", "") != "completed") candidates.push_back(entry.path());
+      // One damaged run must not keep every other run of the experiment from resuming.
+      try {
+        if (unfinished(entry.path() / "report.json")) candidates.push_back(entry.path());
+      } catch (const std::exception& e) {
+        Progress::message("exprun: warning: passing over run " + entry.path().string() + ": " +
+                          e.what());
+      }
     }
   }
   if (candidates.empty()) {
@@ -59,9 +94,12 @@ fs::path find_run_to_resume(const Experiment& experiment) {
 nlohmann::json read_run_to_resume(const fs::path& run_dir, const Experiment& experiment) {
   const fs::path file = run_dir / "report.json";
   nlohmann::json report = read_report(file);
-  if (!report.contains("config") || !report.contains("stages")) {
+  if (!report.is_object() || !report.contains("config") || !report["config"].is_object() ||
+      !report["config"].contains("experiment") || !report["config"]["experiment"].is_object() ||
+      !report["config"].contains("stages") || !report.contains("stages")) {
     throw std::runtime_error("cannot resume: " + file.string() + " is not an exprun run report");
   }
+  check_carried_fields(file, report);
   const nlohmann::json before = resumable_config(report["config"]);
   const nlohmann::json now = resumable_config(to_json(experiment));
   if (before != now) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "config/checkpoint_path.hpp"
+#include "config/names.hpp"
 #include "train/checkpoint.hpp"
 #include "train/progress.hpp"
 #include "util/text.hpp"
@@ -49,9 +51,11 @@ nlohmann::json apply_stage_chain(const StageConfig& stage, BuiltStage& built,
   nlohmann::json sections = nlohmann::json::object();
   if (stage.init.empty()) return sections;
   const fs::path file = init_checkpoint_path(stage.init, run_dir);
-  if (!fs::exists(file)) {
-    throw std::runtime_error("init = \"" + stage.init.text + "\" (" + stage.init.where +
-                             "): there is no " + file.string() +
+  const std::string at = stage.init.where + ": stages." + stage.name + ".init: ";
+  const CheckpointPathStatus found = look_up_checkpoint_path(file);
+  if (!found.problem.empty()) throw std::runtime_error(at + found.problem);
+  if (!fs::exists(found.status)) {
+    throw std::runtime_error(at + "there is no " + quote_for_message(file.string(), 120) +
                              (stage.init.from_stage.empty()
                                   ? ""
                                   : " (stage " + stage.init.from_stage + " wrote no " +
@@ -60,9 +64,9 @@ nlohmann::json apply_stage_chain(const StageConfig& stage, BuiltStage& built,
   const CheckpointInfo info =
       load_weights ? load_model_weights(file, *built.model) : read_checkpoint_info(file);
   if (info.landmark_symbols != built.symbols()) {
-    throw std::runtime_error("init = \"" + stage.init.text + "\": checkpoint " + file.string() +
-                             " predicts the landmarks " + join(info.landmark_symbols, ",") +
-                             ", but this stage's dataset has " + join(built.symbols(), ","));
+    throw std::runtime_error(at + "checkpoint " + file.string() + " predicts the landmarks " +
+                             join(info.landmark_symbols, ",") + ", but this stage's dataset has " +
+                             join(built.symbols(), ","));
   }
   sections["init"] = {{"from", stage.init.text},
                       {"checkpoint", file.generic_string()},

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "config/config_error.hpp"
+#include "config/toml_limits.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -13,6 +14,8 @@ SweepFile read_sweep_file(const std::string& path) {
   SweepFile file;
   file.path = path;
   file.text = read_experiment_file(path);
+  // Before TOML++ and read_sweep's walk over [sweep] recurse into it.
+  check_toml_limits(file.text, path);
   toml::table doc;
   try {
     doc = toml::parse(file.text, path);

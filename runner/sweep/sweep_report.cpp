@@ -92,7 +92,10 @@ void SweepReport::start_trial(std::size_t index) { trial(index)["status"] = "run
 void SweepReport::finish_trial(std::size_t index, const nlohmann::json& run_report,
                                const std::string& error, double seconds) {
   nlohmann::json& t = trial(index);
-  t["status"] = error.empty() ? "completed" : "failed";
+  const bool interrupted =
+      run_report.is_object() && run_report.value("status", "") == "interrupted";
+  t["status"] = interrupted ? "interrupted" : error.empty() ? "completed" : "failed";
+  stopped_ = stopped_ || interrupted;
   t["error"] = error.empty() ? nlohmann::json(nullptr) : nlohmann::json(error);
   t["wall_time_s"] = seconds;
   t["stages"] = nlohmann::json::array();
@@ -108,7 +111,11 @@ bool SweepReport::ok() const {
 }
 
 void SweepReport::finish() {
-  doc_["status"] = ok() ? "completed" : "failed";
+  if (stopped_) {
+    for (auto& t : doc_["trials"])
+      if (t["status"] == "pending") t["status"] = "not_run";
+  }
+  doc_["status"] = stopped_ ? "interrupted" : ok() ? "completed" : "failed";
   doc_["finished_at"] = format_utc_now(kIsoUtc);
   doc_["wall_time_s"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -30,10 +30,12 @@ class SweepReport {
               std::filesystem::path path);
   void start_trial(std::size_t index);
   // run_report: the trial's report.json, or null when it failed before writing one. An empty
-  // error means the trial completed.
+  // error means the trial completed; a run report whose status is "interrupted" (Ctrl-C,
+  // SIGTERM) makes the trial "interrupted", and the sweep stopped.
   void finish_trial(std::size_t index, const nlohmann::json& run_report, const std::string& error,
                     double seconds);
-  // "completed" when every trial did, else "failed".
+  // "completed" when every trial did, "interrupted" when a signal stopped the sweep (the trials
+  // it never started become "not_run", not failures), else "failed".
   void finish();
   bool ok() const;
   // Writes sweep.json atomically.
@@ -45,6 +47,7 @@ class SweepReport {
   nlohmann::json doc_;
   std::filesystem::path path_;
   std::chrono::steady_clock::time_point start_;
+  bool stopped_ = false;  // a trial was interrupted: the sweep goes no further
 };
 
 }  // namespace exprun

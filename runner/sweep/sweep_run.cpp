@@ -15,6 +15,9 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
                        const std::vector<std::string>& overrides, const Registry& registry) {
   // experiment.name and experiment.output cannot be swept, so every trial agrees on them.
   const Experiment& first = trials.front().experiment;
+  // Stages cannot be swept, so every trial has the first one's: a bad EXPRUN_FAULT is refused
+  // before the sweep directory exists.
+  check_fault_points(first);
   SweepOutcome outcome;
   outcome.sweep_dir = make_run_dir(first.output_dir, first.name);
 
@@ -41,12 +44,11 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
     const auto start = std::chrono::steady_clock::now();
     nlohmann::json run_report;
     std::string error;
-    bool interrupted = false;
     try {
       RunOutcome run = run_experiment(trials[n].experiment, registry,
                                       outcome.sweep_dir / trial_dir_name(trial.index));
       run_report = run.report;
-      interrupted = run.interrupted_by != 0;
+      outcome.interrupted_by = run.interrupted_by;
       if (!run.ok) error = run.report.value("error", std::string("the run failed"));
     } catch (const c10::Error& e) {
       error = e.what_without_backtrace();
@@ -57,15 +59,15 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     report.finish_trial(trial.index, run_report, error, seconds);
     report.write();
+    // Ctrl-C or SIGTERM stops the sweep, not only the trial it arrived in.
+    if (outcome.interrupted_by != 0) {
+      Progress::message("exprun: sweep stopped; trial " + std::to_string(trial.index) +
+                        " was interrupted and the remaining trials did not run (rerun them "
+                        "with --trial)");
+      break;
+    }
     if (!error.empty()) {
       Progress::message("exprun: sweep trial " + std::to_string(trial.index) + " failed: " + error);
-    }
-    // Ctrl-C or SIGTERM stops the sweep, not only the trial it arrived in.
-    if (interrupted) {
-      Progress::message(
-          "exprun: sweep stopped; the remaining trials did not run (rerun them "
-          "with --trial)");
-      break;
     }
   }
   report.finish();

@@ -15,13 +15,16 @@ namespace exprun {
 
 struct SweepOutcome {
   std::filesystem::path sweep_dir;
-  nlohmann::json sweep;  // the final sweep.json
-  bool ok = false;       // every trial completed
+  nlohmann::json sweep;    // the final sweep.json
+  bool ok = false;         // every trial completed
+  int interrupted_by = 0;  // SIGINT or SIGTERM when a signal stopped the sweep (ok is then false)
 };
 
 // trials: validated already (load_trials). Creates <output>/<name>/<UTC time>/ with a copy of
 // the experiment file, sweep.json and trial-NNN/ per trial. A failing trial (a stage failing
 // when built or trained, or any other error) is recorded and the next one still runs.
+// A signal stops the sweep after the trial it arrived in: that trial is "interrupted", the ones
+// after it "not_run" (not failed).
 // overrides: the user's --set arguments, recorded in sweep.json.
 SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& trials,
                        const std::vector<std::string>& overrides, const Registry& registry);

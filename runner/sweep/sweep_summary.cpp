@@ -63,12 +63,36 @@ std::string sweep_summary_table(const nlohmann::json& sweep) {
       row.push_back(time);
       rows.push_back(std::move(row));
     }
-    if (trial["error"].is_string()) {
+    // An interrupted trial's error only says which signal; the first line says that already.
+    if (trial["status"] == "failed" && trial["error"].is_string()) {
       failures += "trial " + std::to_string(trial["index"].get<std::size_t>()) +
                   " failed: " + trial["error"].get<std::string>() + "\n";
     }
   }
   return align_columns(rows, [](std::size_t) { return false; }) + failures;
+}
+
+std::string sweep_status_counts(const nlohmann::json& sweep) {
+  std::vector<std::string> parts;
+  for (const char* status :
+       {"completed", "failed", "interrupted", "not_run", "running", "pending"}) {
+    std::size_t count = 0;
+    for (const auto& trial : sweep["trials"]) count += trial["status"] == status;
+    if (count == 0) continue;
+    std::string name = status;
+    std::replace(name.begin(), name.end(), '_', ' ');
+    parts.push_back(std::to_string(count) + " " + name);
+  }
+  return join(parts, ", ");
+}
+
+std::vector<std::size_t> unfinished_trials(const nlohmann::json& sweep) {
+  std::vector<std::size_t> out;
+  for (const auto& trial : sweep["trials"]) {
+    if (trial["status"] == "interrupted" || trial["status"] == "not_run")
+      out.push_back(trial["index"].get<std::size_t>());
+  }
+  return out;
 }
 
 }  // namespace exprun

@@ -1,5 +1,8 @@
 #include "train/checkpoint.hpp"
 
+#include "train/archive_declarations.hpp"
+
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -7,6 +10,7 @@
 #include "util/atomic_file.hpp"
 #include "util/crc32c.hpp"
 #include "util/fault_injection.hpp"
+#include "util/json_file.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
@@ -29,8 +33,11 @@ T get_le(const char* in) {
   return value;
 }
 
+// One line, however many LibTorch's message has.
 [[noreturn]] void damaged(const fs::path& path, const std::string& why) {
-  throw std::runtime_error("checkpoint " + path.string() + " is " + why);
+  std::string line = why;
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  throw std::runtime_error("checkpoint " + path.string() + " is " + line);
 }
 
 // The payload, after checking magic, length and checksum.
@@ -40,10 +47,14 @@ std::string read_payload(const fs::path& path) {
   std::ostringstream bytes;
   bytes << in.rdbuf();
   const std::string file = bytes.str();
-  if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0) {
-    damaged(path, file.size() < kHeaderSize && std::string(kMagic, file.size()) == file
-                      ? "truncated (" + std::to_string(file.size()) + " bytes)"
-                      : "not an exprun checkpoint (it does not start with EXPRUNCK)");
+  // Only as much of the magic as the file holds is compared: a file cut inside the header is
+  // truncated, not foreign.
+  const std::size_t magic_present = std::min(file.size(), sizeof kMagic);
+  if (std::memcmp(file.data(), kMagic, magic_present) != 0)
+    damaged(path, "not an exprun checkpoint (it does not start with EXPRUNCK)");
+  if (file.size() < kHeaderSize) {
+    damaged(path, "truncated (" + std::to_string(file.size()) + " bytes), shorter than its " +
+                      std::to_string(kHeaderSize) + "-byte header");
   }
   const auto version = get_le<std::uint32_t>(file.data() + 8);
   if (version != kContainerVersion) {
@@ -92,12 +103,12 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive) {
   info.best_epoch = num("exprun.best_epoch");
   info.effective_batch = num("exprun.effective_batch");
   info.micro_batch = num("exprun.micro_batch");
-  info.config_json = str("exprun.config");
+  info.config = parse_json_text(str("exprun.config"), "exprun.config");
   for (const auto& symbol : read_value(archive, "exprun.landmark_symbols").toListRef())
     info.landmark_symbols.push_back(symbol.toStringRef());
   for (const auto& title : read_value(archive, "exprun.landmark_titles").toListRef())
     info.landmark_titles.push_back(title.toStringRef());
-  info.trainer_state = nlohmann::json::parse(str("exprun.trainer_state"));
+  info.trainer_state = parse_json_text(str("exprun.trainer_state"), "exprun.trainer_state");
   return info;
 }
 
@@ -105,6 +116,7 @@ template <typename F>
 auto with_archive(const fs::path& path, F&& f) {
   const std::string payload = read_payload(path);
   try {
+    check_archive_declarations(payload);
     torch::serialize::InputArchive archive;
     archive.load_from(payload.data(), payload.size());
     return f(archive);
@@ -144,7 +156,7 @@ void save_checkpoint(const fs::path& path, const TrainingState& state, const Che
   archive.write("exprun.best_epoch", c10::IValue(info.best_epoch));
   archive.write("exprun.effective_batch", c10::IValue(info.effective_batch));
   archive.write("exprun.micro_batch", c10::IValue(info.micro_batch));
-  archive.write("exprun.config", c10::IValue(info.config_json));
+  archive.write("exprun.config", c10::IValue(info.config.dump()));
   archive.write("exprun.landmark_symbols",
                 c10::IValue(c10::List<std::string>(info.landmark_symbols)));
   archive.write("exprun.landmark_titles",

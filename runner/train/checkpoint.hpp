@@ -32,7 +32,8 @@ struct CheckpointInfo {
   std::int64_t best_epoch = 0;
   std::int64_t effective_batch = 0;
   std::int64_t micro_batch = 0;
-  std::string config_json;  // the stage's resolved config
+  // The stage's resolved config (to_json(StageConfig)), parsed once when the file is read.
+  nlohmann::json config = nlohmann::json::object();
   // The dataset's landmarks in model-output order, so `exprun predict` can name each heatmap
   // without opening the dataset.
   std::vector<std::string> landmark_symbols;

@@ -98,7 +98,7 @@ TrainingState StageTrainer::training_state() {
 CheckpointInfo StageTrainer::resume_from(const fs::path& checkpoint) {
   const CheckpointInfo info = load_training_state(checkpoint, training_state());
   const nlohmann::json expected = to_json(config_);
-  const nlohmann::json written = nlohmann::json::parse(info.config_json);
+  const nlohmann::json& written = info.config;
   if (info.experiment != experiment_.name || info.stage != config_.name || written != expected) {
     std::string what = "stage \"" + info.stage + "\" of experiment \"" + info.experiment + "\"";
     if (info.stage == config_.name && info.experiment == experiment_.name) {
@@ -225,7 +225,7 @@ CheckpointInfo StageTrainer::checkpoint_info(std::int64_t epoch, const EpochStat
   info.best_epoch = best_epoch_;
   info.effective_batch = config_.memory.effective_batch;
   info.micro_batch = stage_.micro_batch;
-  info.config_json = to_json(config_).dump();
+  info.config = to_json(config_);
   for (const auto& landmark : stage_.landmarks) {
     info.landmark_symbols.push_back(landmark.symbol);
     info.landmark_titles.push_back(landmark.title);

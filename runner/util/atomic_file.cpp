@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 
 namespace exprun {
 namespace fs = std::filesystem;
@@ -19,11 +21,48 @@ void sync_file(const fs::path& path) {
   if (rc != 0) throw std::runtime_error("cannot flush " + path.string() + " to disk");
 }
 
+constexpr std::string_view kTempMarker = ".tmp-";
+
+fs::path temporary_for(const fs::path& target) {
+  return target.string() + std::string(kTempMarker) + std::to_string(::getpid());
+}
+
+// The target a temporary file's name (TARGET.tmp-PID) was written for, or nullopt when the name
+// does not have that form.
+std::optional<std::string> temporary_target(const std::string& name) {
+  const auto at = name.rfind(kTempMarker);
+  if (at == std::string::npos || at == 0) return std::nullopt;
+  const std::string pid = name.substr(at + kTempMarker.size());
+  if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  return name.substr(0, at);
+}
+
 }  // namespace
+
+std::vector<fs::path> remove_stale_temporaries(
+    const fs::path& dir, const std::function<bool(const fs::path&)>& written_atomically) {
+  std::vector<fs::path> removed;
+  std::error_code error;
+  for (fs::recursive_directory_iterator it(dir, error), end; !error && it != end;
+       it.increment(error)) {
+    if (!it->is_regular_file(error)) continue;
+    const auto target = temporary_target(it->path().filename().string());
+    if (!target) continue;
+    const fs::path relative = it->path().lexically_relative(dir).parent_path() / *target;
+    if (!written_atomically(relative)) continue;
+    if (fs::remove(it->path(), error)) removed.push_back(it->path());
+    error.clear();
+  }
+  if (error) {
+    throw std::runtime_error("cannot list " + dir.string() +
+                             " for temporary files: " + error.message());
+  }
+  return removed;
+}
 
 void replace_atomically(const fs::path& target, const std::function<void(const fs::path&)>& write) {
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path temp = target.string() + ".tmp-" + std::to_string(::getpid());
+  const fs::path temp = temporary_for(target);
   try {
     write(temp);
     sync_file(temp);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace exprun {
 
@@ -13,5 +14,14 @@ namespace exprun {
 void replace_atomically(const std::filesystem::path& target,
                         const std::function<void(const std::filesystem::path&)>& write);
 void write_file_atomically(const std::filesystem::path& target, const std::string& content);
+
+// Removes, in `dir` and every folder below it, the temporary files (TARGET.tmp-PID) that writes
+// left behind when they died between writing and renaming, of the targets for which
+// `written_atomically(TARGET relative to dir)` holds: other files may have such names too.
+// Any pid, ours included: only safe while nothing writes there (run/run_lock.hpp), this process
+// included. Returns the files removed.
+std::vector<std::filesystem::path> remove_stale_temporaries(
+    const std::filesystem::path& dir,
+    const std::function<bool(const std::filesystem::path&)>& written_atomically);
 
 }  // namespace exprun

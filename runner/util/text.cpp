@@ -7,6 +7,7 @@
 #include <ctime>
 #include <numeric>
 #include <sstream>
+#include <string_view>
 
 namespace exprun {
 
@@ -68,6 +69,17 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
     out += items[i];
   }
   return out;
+}
+
+std::string shell_quote(const std::string& text) {
+  const auto safe = [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) ||
+           std::string_view("._-+=:/,@%").find(ch) != std::string_view::npos;
+  };
+  if (!text.empty() && std::all_of(text.begin(), text.end(), safe)) return text;
+  std::string out = "'";
+  for (const char ch : text) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
 }
 
 std::string align_columns(const std::vector<std::vector<std::string>>& rows,

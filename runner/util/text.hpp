@@ -24,6 +24,11 @@ std::string suggest(const std::vector<std::string>& matches);
 
 std::string join(const std::vector<std::string>& items, const std::string& separator);
 
+// `text` as one word for a POSIX shell, for commands printed to be pasted back: unchanged when
+// it holds only letters, digits and ._-+=:/,@% (and is not empty), else in single quotes, each
+// ' written as '\''. Inside single quotes the shell expands nothing ($, `, \, spaces).
+std::string shell_quote(const std::string& text);
+
 // Rows as columns two spaces apart, one line each. Columns for which right_aligned(column) is
 // true are padded on the left; the others on the right (the last one not at all).
 std::string align_columns(const std::vector<std::vector<std::string>>& rows,

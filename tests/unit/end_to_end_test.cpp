@@ -635,7 +635,7 @@ void TinyRunTest::CheckpointsHoldTheDocumentedEntries() {
   EXPECT_DOUBLE_EQ(latest.best_metric, s["best"]["overall"]["mre"].get<double>());
   EXPECT_EQ(latest.effective_batch, 4);
   EXPECT_EQ(latest.micro_batch, 2);
-  EXPECT_EQ(json::parse(latest.config_json), report()["config"]["stages"][0]);
+  EXPECT_EQ(latest.config, report()["config"]["stages"][0]);
 
   const CheckpointInfo best = read_checkpoint_info(run_dir() / "train/checkpoints/best.pt");
   EXPECT_EQ(best.epoch, s["best_epoch"].get<std::int64_t>()) << "best.pt: the best epoch";

@@ -320,7 +320,7 @@ TEST_F(RegistryTest, AbiMismatchNamesBothTags) {
 TEST_F(RegistryTest, RunnerAbiTagDescribesThisBuild) {
   const std::string ours = sdk::sdk_abi_tag();
   EXPECT_EQ(ours, EXPRUN_SDK_ABI_TAG) << "the runner and the test were compiled alike";
-  EXPECT_EQ(ours.rfind("exprun-sdk-1.2;torch-", 0), 0u) << ours;
+  EXPECT_EQ(ours.rfind("exprun-sdk-1.3;torch-", 0), 0u) << ours;
   EXPECT_CONTAINS(ours, ";cxx11abi-");
 }
 

@@ -83,19 +83,8 @@ class Aariz : public Dataset {
       annotators.emplace_back(
           "junior", json_files(require_dir(landmark_dir, "Junior Orthodontists"), skipped_));
 
-    std::map<std::string, fs::path> images;
-    for (const auto& file : files::files_in(cephalograms)) {
-      if (file.filename().string().front() == '.' ||
-          !files::has_extension(file, kImageExtensions)) {
-        skipped_.push_back(file.string() + ": not a png, jpg, jpeg or bmp image");
-        continue;
-      }
-      const auto [it, inserted] = images.emplace(file.stem().string(), file);
-      if (!inserted) {
-        throw std::runtime_error(file.string() + ": a second image with the id " + it->first +
-                                 " (also " + it->second.filename().string() + ")");
-      }
-    }
+    const std::map<std::string, fs::path> images =
+        files::images_by_id(cephalograms, kImageExtensions, "png, jpg, jpeg or bmp", skipped_);
     if (images.empty()) {
       throw std::runtime_error(cephalograms.string() +
                                ": holds no png, jpg, jpeg or bmp image (it holds: " +

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -51,20 +52,28 @@ std::string symbol_key(const std::string& symbol) {
   return out;
 }
 
-double coordinate(const json& value, const char* axis, const fs::path& file, std::size_t entry) {
-  const std::string where = "landmark " + std::to_string(entry + 1) + ": value." + axis;
+// A coordinate as a number or numeric text. Non-finite text ("nan", "inf") is refused (JSON
+// numbers are finite: nlohmann refuses 1e400): the pipeline would take NaN for a landmark that is
+// not annotated and leave it out of training and scoring without a word, and the Aariz format has
+// no such notion (every file lists all 29 landmarks).
+double coordinate(const json& value, const char* axis, const fs::path& file, std::size_t entry,
+                  const std::string& symbol) {
+  const std::string where =
+      "landmark " + std::to_string(entry + 1) + " (" + symbol + "): value." + axis;
   if (!value.is_object() || !value.contains(axis)) throw error(file, where + " is missing");
   const json& v = value.at(axis);
-  if (v.is_number()) return v.get<double>();
+  std::optional<double> number;
+  if (v.is_number()) number = v.get<double>();
   if (v.is_string()) {
     try {
       std::size_t used = 0;
       const double d = std::stod(v.get<std::string>(), &used);
-      if (used == v.get<std::string>().size()) return d;
+      if (used == v.get<std::string>().size()) number = d;
     } catch (const std::exception&) {
     }
   }
-  throw error(file, where + " is " + v.dump() + "; expected a number");
+  if (number && std::isfinite(*number)) return *number;
+  throw error(file, where + " is " + v.dump() + "; expected a finite number");
 }
 
 std::vector<std::string> split_csv_line(const std::string& line) {
@@ -137,8 +146,9 @@ torch::Tensor read_landmarks(const fs::path& file,
     }
     seen[*index] = true;
     const json value = entry.contains("value") ? entry.at("value") : json();
-    acc[static_cast<std::int64_t>(*index)][0] = coordinate(value, "x", file, e);
-    acc[static_cast<std::int64_t>(*index)][1] = coordinate(value, "y", file, e);
+    const std::string& name = canonical[*index].symbol;
+    acc[static_cast<std::int64_t>(*index)][0] = coordinate(value, "x", file, e, name);
+    acc[static_cast<std::int64_t>(*index)][1] = coordinate(value, "y", file, e, name);
   }
   if (entries.size() != k) {
     std::string missing;

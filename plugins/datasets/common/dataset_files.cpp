@@ -3,6 +3,8 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "exprun/sdk/image_decode.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <stdexcept>
@@ -60,20 +62,27 @@ bool has_extension(const fs::path& file, const std::vector<std::string>& extensi
   return std::find(extensions.begin(), extensions.end(), ext) != extensions.end();
 }
 
+std::map<std::string, fs::path> images_by_id(const fs::path& dir,
+                                             const std::vector<std::string>& extensions,
+                                             const std::string& kinds,
+                                             std::vector<std::string>& skipped) {
+  std::map<std::string, fs::path> images;
+  for (const auto& file : files_in(dir)) {
+    if (file.filename().string().front() == '.' || !has_extension(file, extensions)) {
+      skipped.push_back(file.string() + ": not a " + kinds + " image");
+      continue;
+    }
+    const auto [it, inserted] = images.emplace(file.stem().string(), file);
+    if (!inserted) {
+      throw std::runtime_error(file.string() + ": a second image with the id " + it->first +
+                               " (also " + it->second.filename().string() + ")");
+    }
+  }
+  return images;
+}
+
 torch::Tensor read_image(const fs::path& file) {
-  cv::Mat image;
-  try {
-    image = cv::imread(file.string(), cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
-  } catch (const cv::Exception& e) {
-    throw std::runtime_error("cannot read image " + file.string() + ": " + e.what());
-  }
-  if (image.empty()) {
-    std::error_code ec;
-    const std::string why = !fs::exists(file, ec) ? "the file does not exist"
-                                                  : "OpenCV cannot decode it (damaged, or not an "
-                                                    "image in the format its name says)";
-    throw std::runtime_error("cannot read image " + file.string() + ": " + why);
-  }
+  cv::Mat image = sdk::decode_image_file(file, cv::IMREAD_ANYDEPTH | cv::IMREAD_ANYCOLOR);
   if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2BGR);
   if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   if (image.channels() != 1 && image.channels() != 3) {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,9 +31,17 @@ std::vector<std::filesystem::path> files_in(const std::filesystem::path& dir);
 // Whether `file`'s extension (in any case) is one of `extensions` (lower case, with the dot).
 bool has_extension(const std::filesystem::path& file, const std::vector<std::string>& extensions);
 
+// The image files directly in `dir` by id (the name without its extension). Hidden files and
+// files whose extension is not one of `extensions` are added to `skipped` ("FILE: not a
+// <kinds> image"). Throws naming both files when two images share an id (001.bmp, 001.png):
+// which of them holds the annotated picture cannot be known.
+std::map<std::string, std::filesystem::path> images_by_id(
+    const std::filesystem::path& dir, const std::vector<std::string>& extensions,
+    const std::string& kinds, std::vector<std::string>& skipped);
+
 // An image file as a Sample image: H x W for grey, H x W x 3 (RGB) for colour; uint8 for 8-bit
 // files, int32 holding 0..65535 for 16-bit ones. Throws std::runtime_error naming the file when
-// it cannot be decoded.
+// it cannot be decoded, is truncated or damaged, or is too large (exprun/sdk/image_bytes.hpp).
 torch::Tensor read_image(const std::filesystem::path& file);
 
 }  // namespace exprun::dataset_files

@@ -5,6 +5,7 @@
 // of the images beside a shared annotation folder). Images are decoded in get().
 #include <exprun/sdk/sdk.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -55,6 +56,13 @@ torch::Tensor read_points(const fs::path& file) {
       throw std::runtime_error(file.string() + ":" + std::to_string(i + 1) + ": \"" + line +
                                "\" is not \"x,y\" (landmark " + isbi2015_landmarks()[i].symbol +
                                ")");
+    }
+    // "nan" and "inf" parse, but the pipeline would take NaN for a landmark that is not
+    // annotated and drop it silently; the format has no such notion (19 lines, always).
+    if (!std::isfinite(xy[0]) || !std::isfinite(xy[1])) {
+      throw std::runtime_error(file.string() + ":" + std::to_string(i + 1) + ": \"" + line +
+                               "\" is not a finite position (landmark " +
+                               isbi2015_landmarks()[i].symbol + ")");
     }
     acc[static_cast<std::int64_t>(i)][0] = xy[0];
     acc[static_cast<std::int64_t>(i)][1] = xy[1];
@@ -118,14 +126,11 @@ class Isbi2015 : public Dataset {
       annotator_dirs.push_back(*dir);
     }
 
-    for (const auto& image : files::files_in(*image_dir)) {
-      if (image.filename().string().front() == '.' ||
-          !files::has_extension(image, {".bmp", ".png", ".jpg", ".jpeg"})) {
-        skipped_.push_back(image.string() + ": not a bmp, png or jpg image");
-        continue;
-      }
+    const auto images = files::images_by_id(*image_dir, {".bmp", ".png", ".jpg", ".jpeg"},
+                                            "bmp, png or jpg", skipped_);
+    for (const auto& [id, image] : images) {
       Entry entry;
-      entry.id = image.stem().string();
+      entry.id = id;
       entry.image = image;
       std::vector<torch::Tensor> read;
       for (const auto& dir : annotator_dirs) {

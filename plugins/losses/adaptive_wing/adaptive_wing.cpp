@@ -27,7 +27,7 @@ class AdaptiveWingLoss : public Loss {
         .add_float("loss_map_weight", 10.0, "W: extra weight on the dilated foreground")
         .min(0.0)
         .add_float("loss_map_threshold", 0.2,
-                   "target value at or above which a pixel is foreground (before dilation)")
+                   "target value above which (strictly) a pixel is foreground, before dilation")
         .min(0.0)
         .max(1.0);
   }
@@ -70,8 +70,10 @@ class AdaptiveWingLoss : public Loss {
 
  private:
   // 1 + W on a 3x3 dilation of the foreground, 1 elsewhere (the paper's weighted loss map).
+  // Foreground is strictly above the threshold, as in the authors' code (grey dilation of the
+  // target, then `> 0.2`; thresholding first and dilating the mask is the same map).
   torch::Tensor loss_map(const torch::Tensor& y) const {
-    auto foreground = y.ge(loss_map_threshold_).to(torch::kFloat);
+    auto foreground = y.gt(loss_map_threshold_).to(torch::kFloat);
     const auto n = y.size(0), k = y.size(1), h = y.size(2), w = y.size(3);
     namespace F = torch::nn::functional;
     // Grey dilation with a 3x3 square equals 3x3 max pooling with stride 1 and padding 1.

@@ -3,8 +3,9 @@
 // stem, a bottleneck stage, then stages of parallel branches at 1/4, 1/8, 1/16 and 1/32 that
 // exchange information by fusion after every module. The head upsamples every branch to 1/4,
 // concatenates them, and maps them to one heatmap per landmark. Module names follow the
-// PyTorch code (conv1, layer1.0.conv1, stage2.0.fuse_layers.1.0.0, head.0, ...) so that a
-// PyTorch state dict can be matched by name.
+// PyTorch code exactly (conv1, layer1.0.conv1, transition1.1.0.0, stage2.0.fuse_layers.1.0.0,
+// head.0, ...) so that a state dict of the official code, or of the ImageNet classification
+// HRNet it starts from, loads with every tensor matched.
 #include <exprun/sdk/sdk.hpp>
 
 #include <iostream>
@@ -23,8 +24,11 @@ nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int
       nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(bias));
 }
 
+// The reference code's BN_MOMENTUM: running statistics move 1% towards each batch's.
+constexpr double kBatchNormMomentum = 0.01;
+
 nn::BatchNorm2d batch_norm(std::int64_t channels) {
-  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).momentum(0.1));
+  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).momentum(kBatchNormMomentum));
 }
 
 std::int64_t stride2_size(std::int64_t n) { return (n - 1) / 2 + 1; }  // 3x3, stride 2, pad 1
@@ -137,6 +141,13 @@ torch::Tensor run_layer(const IndexedListImpl& layer, std::int64_t count, torch:
   return x;
 }
 
+// The reference code's nn.Sequential of nn.Sequential(conv, BN[, ReLU]) steps (fusion from a
+// higher resolution, new branches): a list here, as LibTorch's Sequential cannot hold one.
+torch::Tensor run_chain(const IndexedListImpl& chain, std::size_t steps, torch::Tensor x) {
+  for (std::size_t k = 0; k < steps; ++k) x = chain.at<nn::SequentialImpl>(k)->forward(x);
+  return x;
+}
+
 // One HighResolutionModule: a stack of basic blocks per branch, then every branch receives the
 // sum of all branches brought to its resolution (1x1 conv + upsampling from lower
 // resolutions, chains of stride-2 3x3 convs from higher ones).
@@ -182,21 +193,21 @@ class HighResolutionModule : public nn::Module {
     std::vector<torch::Tensor> out;
     for (std::size_t i = 0; i < n; ++i) {
       auto row = fuse_->at<IndexedListImpl>(i);
-      torch::Tensor sum = x[i];
+      // Summed from branch 0 upwards, as the reference code does: floating-point addition is
+      // not associative, and another order gives other bits.
+      torch::Tensor sum;
       for (std::size_t j = 0; j < n; ++j) {
+        torch::Tensor y = x[j];
         if (j > i) {
-          auto y = row->at<nn::SequentialImpl>(j)->forward(x[j]);
-          sum = sum +
-                F::interpolate(y, F::InterpolateFuncOptions()
-                                      .size(std::vector<std::int64_t>{x[i].size(2), x[i].size(3)})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(false));
+          y = F::interpolate(row->at<nn::SequentialImpl>(j)->forward(x[j]),
+                             F::InterpolateFuncOptions()
+                                 .size(std::vector<std::int64_t>{x[i].size(2), x[i].size(3)})
+                                 .mode(torch::kBilinear)
+                                 .align_corners(false));
         } else if (j < i) {
-          auto chain = row->at<IndexedListImpl>(j);
-          torch::Tensor y = x[j];
-          for (std::size_t k = 0; k < i - j; ++k) y = chain->at<nn::SequentialImpl>(k)->forward(y);
-          sum = sum + y;
+          y = run_chain(*row->at<IndexedListImpl>(j), i - j, y);
         }
+        sum = j == 0 ? y : sum + y;
       }
       out.push_back(torch::relu(sum));
     }
@@ -259,8 +270,11 @@ class HRNet : public Model {
                     "PyTorch state dict (.pth) to start from, matched by parameter name, e.g. "
                     "the official ImageNet HRNet weights; \"\" = none")
         .add_bool("pretrained_strict", true,
-                  "a tensor of the wrong shape in `pretrained` is an error (false: skipped with "
-                  "a warning)");
+                  "`pretrained` must hold exactly the model's names and shapes, less "
+                  "pretrained_ignore (false: load what matches, report the rest)")
+        .add_string_list("pretrained_ignore", std::vector<std::string>{},
+                         "name prefixes neither loaded from `pretrained` nor required of it, "
+                         "e.g. [\"head\", \"classifier\"]");
   }
 
   HRNet(const Params& p, const ModelContext& context)
@@ -307,10 +321,21 @@ class HRNet : public Model {
     initialise();
     const auto& pretrained = p.get_string("pretrained");
     if (!pretrained.empty()) {
-      const auto report =
-          load_state_dict(*this, pretrained, StateDictOptions{p.get_bool("pretrained_strict")});
+      const auto report = load_state_dict(*this, pretrained,
+                                          StateDictOptions{p.get_bool("pretrained_strict"),
+                                                           p.get_string_list("pretrained_ignore")});
       std::cout << "models/hrnet: " << report.text() << std::flush;
     }
+  }
+
+  // Weights saved by exprun (checkpoints: resume, init, eval, predict). Those of exprun 0.1.0
+  // before the official module tree held a new branch's transition as one Sequential, so its
+  // conv is `transition1.1.0.weight` there; LibTorch's own "No such serialized tensor" says
+  // neither why nor what to do. They are refused, not renamed: that model also trained with BN
+  // momentum 0.1, and resuming it under 0.01 would silently continue another training.
+  void load(torch::serialize::InputArchive& archive) override {
+    refuse_old_layout(archive);
+    nn::Module::load(archive);
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {
@@ -406,8 +431,11 @@ class HRNet : public Model {
     return head_->forward(torch::cat(maps, 1));
   }
 
-  // A new, lower-resolution branch comes from the lowest existing one by a stride-2 conv; an
-  // existing branch is only touched when its channel count changes.
+  // An existing branch is only touched when its channel count changes (conv + BN + ReLU,
+  // `transitionN.b.0`). A new, lower-resolution branch comes from the lowest existing one
+  // through a chain of 3x3 stride-2 steps, one per branch it lies below it
+  // (`transitionN.b.0.0` for the first step's conv): one step in HRNet, where every stage
+  // adds one branch.
   static IndexedList make_transition(const std::vector<std::int64_t>& previous,
                                      const std::vector<std::int64_t>& channels) {
     auto list = std::make_shared<IndexedListImpl>();
@@ -418,11 +446,16 @@ class HRNet : public Model {
                                       nn::ReLU())
                            .ptr());
         }
-      } else {
-        list->set(b, nn::Sequential(conv(previous.back(), channels[b], 3, 2),
-                                    batch_norm(channels[b]), nn::ReLU())
-                         .ptr());
+        continue;
       }
+      auto chain = std::make_shared<IndexedListImpl>();
+      const std::size_t steps = b + 1 - previous.size();
+      for (std::size_t k = 0; k < steps; ++k) {
+        const std::int64_t out = k + 1 == steps ? channels[b] : previous.back();
+        chain->set(
+            k, nn::Sequential(conv(previous.back(), out, 3, 2), batch_norm(out), nn::ReLU()).ptr());
+      }
+      list->set(b, chain);
     }
     return list;
   }
@@ -432,9 +465,12 @@ class HRNet : public Model {
                                                std::size_t count) {
     std::vector<torch::Tensor> out;
     for (std::size_t b = 0; b < count; ++b) {
-      auto layer = list.at<nn::SequentialImpl>(b);
-      const auto& source = b < in.size() ? in[b] : in.back();
-      out.push_back(layer ? layer->forward(source) : source);
+      if (b < in.size()) {
+        auto layer = list.at<nn::SequentialImpl>(b);
+        out.push_back(layer ? layer->forward(in[b]) : in[b]);
+      } else {
+        out.push_back(run_chain(*list.at<IndexedListImpl>(b), b + 1 - in.size(), in.back()));
+      }
     }
     return out;
   }
@@ -455,6 +491,29 @@ class HRNet : public Model {
 
   std::int64_t width_, num_landmarks_, in_channels_, stem_blocks_;
   std::vector<std::int64_t> num_modules_;
+  // The new branch of stage s + 2 comes from transition(s + 1).(s + 1); the old layout has a
+  // tensor right under its `.0`, where this one has the chain's first step.
+  static void refuse_old_layout(torch::serialize::InputArchive& archive) {
+    for (int stage = 1; stage <= 3; ++stage) {
+      const std::string transition = "transition" + std::to_string(stage);
+      const std::string branch = std::to_string(stage);
+      torch::serialize::InputArchive list, chain, first;
+      torch::Tensor weight;
+      if (!archive.try_read(transition, list) || !list.try_read(branch, chain) ||
+          !chain.try_read("0", first) || !first.try_read("weight", weight))
+        continue;
+      const std::string old_name = transition + "." + branch + ".0.weight";
+      throw StateDictError(
+          "models/hrnet: it holds '" + old_name +
+          "', the HRNet layout of exprun 0.1.0 before the model followed the official HRNet "
+          "module tree (now '" +
+          transition + "." + branch +
+          ".0.0.weight'; that model also trained with BN momentum 0.1, now 0.01); such weights "
+          "cannot be loaded, resumed, evaluated or used as `init`: retrain the stage with this "
+          "exprun");
+    }
+  }
+
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
   nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
   IndexedList layer1;

@@ -127,8 +127,11 @@ class UNet : public Model {
                     "PyTorch state dict (.pth) to start from, matched by parameter name; "
                     "\"\" = none")
         .add_bool("pretrained_strict", true,
-                  "a tensor of the wrong shape in `pretrained` is an error (false: skipped with "
-                  "a warning)");
+                  "`pretrained` must hold exactly the model's names and shapes, less "
+                  "pretrained_ignore (false: load what matches, report the rest)")
+        .add_string_list("pretrained_ignore", std::vector<std::string>{},
+                         "name prefixes neither loaded from `pretrained` nor required of it, "
+                         "e.g. [\"head\", \"classifier\"]");
   }
 
   UNet(const Params& p, const ModelContext& context)
@@ -163,8 +166,9 @@ class UNet : public Model {
 
     const auto& pretrained = p.get_string("pretrained");
     if (!pretrained.empty()) {
-      const auto report =
-          load_state_dict(*this, pretrained, StateDictOptions{p.get_bool("pretrained_strict")});
+      const auto report = load_state_dict(*this, pretrained,
+                                          StateDictOptions{p.get_bool("pretrained_strict"),
+                                                           p.get_string_list("pretrained_ignore")});
       std::cout << "models/unet: " << report.text() << std::flush;
     }
   }

@@ -64,7 +64,7 @@ TEST(AdaptiveWing, ParametersChangeTheValue) {
 }
 
 TEST(AdaptiveWing, LossMapWeightsTheDilatedForeground) {
-  // One row of five pixels; only the middle one is foreground (>= 0.2). The 3x3 dilation
+  // One row of five pixels; only the middle one is foreground (> 0.2). The 3x3 dilation
   // covers pixels 1..3, which weigh 1 + W = 11; the others weigh 1.
   auto target = torch::tensor({0.0, 0.0, 1.0, 0.0, 0.1}).view({1, 1, 1, 5});
   auto predicted = torch::tensor({0.1, 0.2, 0.4, 0.05, 0.0}).view({1, 1, 1, 5});
@@ -74,6 +74,26 @@ TEST(AdaptiveWing, LossMapWeightsTheDilatedForeground) {
               15.086950895414848, 1e-5 * 15.1);
   EXPECT_NEAR(without->compute(predicted, target, torch::ones({1})).item<double>(),
               1.4170084886181828, 1e-5 * 1.5);
+}
+
+// The authors' code weights pixels whose dilated target is strictly above the threshold: a
+// target exactly at it is background, one just above it foreground.
+TEST(AdaptiveWing, LossMapForegroundIsStrictlyAboveTheThreshold) {
+  auto predicted = torch::tensor({0.1, 0.2, 0.4, 0.05, 0.0}).view({1, 1, 1, 5});
+  auto loss_of = [&](Loss& loss, double middle) {
+    auto target = torch::tensor({0.0, 0.0, middle, 0.0, 0.0}).view({1, 1, 1, 5});
+    return loss.compute(predicted, target, torch::ones({1})).item<double>();
+  };
+  // 0.25 is exact in float and double alike.
+  auto with_map = make({{"use_loss_map", true}, {"loss_map_threshold", 0.25}});
+  auto without = make();
+  EXPECT_DOUBLE_EQ(loss_of(*with_map, 0.25), loss_of(*without, 0.25));
+  EXPECT_GT(loss_of(*with_map, 0.2500001), 2 * loss_of(*without, 0.2500001));
+  // The default 0.2, with the target in float32 as the trainer builds it.
+  auto by_default = make({{"use_loss_map", true}});
+  auto target = torch::tensor({0.0f, 0.0f, 0.2f, 0.0f, 0.0f}).view({1, 1, 1, 5});
+  EXPECT_DOUBLE_EQ(by_default->compute(predicted, target, torch::ones({1})).item<double>(),
+                   without->compute(predicted, target, torch::ones({1})).item<double>());
 }
 
 TEST(AdaptiveWing, WeightsLandmarksAndAveragesTheBatch) {

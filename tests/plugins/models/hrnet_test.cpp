@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 
@@ -58,7 +60,7 @@ TEST(HRNet, ParameterNamesFollowThePyTorchModel) {
   auto named = model->named_parameters();
   for (const char* name :
        {"conv1.weight", "bn1.weight", "layer1.0.conv3.weight", "layer1.0.downsample.0.weight",
-        "transition1.0.0.weight", "transition1.1.0.weight", "transition2.2.0.weight",
+        "transition1.0.0.weight", "transition1.1.0.0.weight", "transition2.2.0.0.weight",
         "stage2.0.branches.1.3.conv2.weight", "stage4.2.fuse_layers.3.0.2.0.weight",
         "stage3.3.fuse_layers.0.2.1.bias", "head.0.weight", "head.3.bias"}) {
     EXPECT_NE(named.find(name), nullptr) << name;
@@ -159,6 +161,7 @@ TEST(HRNet, PretrainedLoadsMatchingNamesAndSumsTheFirstConvIntoGrey) {
 
   Given with_weights = small;
   with_weights["pretrained"] = file;
+  with_weights["pretrained_strict"] = false;  // the head is missing, the classifier left over
   testing::internal::CaptureStdout();
   auto grey = make(with_weights, 19, 1);
   const std::string printed = testing::internal::GetCapturedStdout();
@@ -174,6 +177,183 @@ TEST(HRNet, PretrainedLoadsMatchingNamesAndSumsTheFirstConvIntoGrey) {
   // head: 2 convs with bias (4) + BN weight, bias (2) and 3 buffers.
   EXPECT_NE(printed.find("  missing: head.* (9)\n"), std::string::npos) << printed;
   EXPECT_NE(printed.find("  left over: classifier.weight\n"), std::string::npos) << printed;
+}
+
+}  // namespace
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The configuration of tests/fixtures/hrnet_official/make_names.py. That script, and the
+// name lists it wrote (facial_w4.txt, imagenet_w4.txt), are transcribed from the official
+// code's module tree (HRNet-Facial-Landmark-Detection lib/models/hrnet.py and
+// HRNet-Image-Classification lib/models/cls_hrnet.py), not generated from this model: a
+// naming slip here cannot make both sides agree.
+const Given kOfficialFixture{{"width", std::int64_t{4}},
+                             {"num_modules", std::vector<std::int64_t>{1, 2, 1}},
+                             {"num_blocks", std::int64_t{2}},
+                             {"stem_blocks", std::int64_t{4}}};
+
+struct NamedShape {
+  std::string name, shape;  // shape as c10 prints sizes: "[8, 256, 3, 3]"
+};
+
+// A fixture's "name [shape]" lines: what the official code's state_dict() holds.
+std::vector<NamedShape> official_names(const std::string& file) {
+  std::ifstream in(fs::path(EXPRUN_SOURCE_DIR) / "tests" / "fixtures" / "hrnet_official" / file);
+  EXPECT_TRUE(in) << file;
+  std::vector<NamedShape> out;
+  for (std::string line; std::getline(in, line);) {
+    const auto space = line.find(' ');
+    out.push_back({line.substr(0, space), line.substr(space + 1)});
+  }
+  return out;
+}
+
+std::vector<std::int64_t> parse_shape(const std::string& text) {
+  std::vector<std::int64_t> sizes;
+  std::istringstream in(text.substr(1, text.size() - 2));
+  for (std::string d; std::getline(in, d, ',');) sizes.push_back(std::stoll(d));
+  return sizes;
+}
+
+// A state dict file holding a distinct tensor of the listed shape under every listed name
+// (batch counters as int64 scalars, as PyTorch saves them), and those tensors.
+std::map<std::string, torch::Tensor> save_named(const std::vector<NamedShape>& names,
+                                                const fs::path& file) {
+  torch::manual_seed(11);
+  std::map<std::string, torch::Tensor> tensors;
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& [name, shape] : names) {
+    const auto t = name.size() > 19 && name.ends_with("num_batches_tracked")
+                       ? torch::tensor(std::int64_t{17})
+                       : torch::rand(parse_shape(shape)) + 0.5;  // > 0: valid running_var
+    tensors[name] = t;
+    dict.insert(name, t);
+  }
+  const auto bytes = torch::pickle_save(torch::IValue(dict));
+  fs::create_directories(file.parent_path());
+  std::ofstream(file, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return tensors;
+}
+
+fs::path scratch(const std::string& name) {
+  return fs::path(EXPRUN_BINARY_DIR) / "test_scratch" / "hrnet" / name;
+}
+
+// The official module tree, names and shapes, written out from the reference code: every
+// tensor loads strictly, none is missing, none left over, and each holds the file's values.
+TEST(HRNet, OfficialStateDictLoadsStrictlyWithEveryTensorMatched) {
+  const auto names = official_names("facial_w4.txt");
+  ASSERT_EQ(names.size(), 603u);
+  const auto file = scratch("official_facial.pth");
+  const auto tensors = save_named(names, file);
+
+  Given given = kOfficialFixture;
+  given["pretrained"] = file.string();  // pretrained_strict is true by default
+  testing::internal::CaptureStdout();
+  auto model = make(given, 5, 3);
+  const std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(printed, "models/hrnet: pretrained weights from " + file.string() +
+                         ": 603 tensors matched, 0 missing (left as initialised), 0 left over "
+                         "(ignored)\n");
+  std::size_t compared = 0;
+  auto expect_loaded = [&](const std::string& name, const torch::Tensor& got) {
+    auto it = tensors.find(name);
+    ASSERT_NE(it, tensors.end()) << name << " is not in the official state dict";
+    EXPECT_TRUE(torch::equal(got, it->second.to(got.dtype()))) << name;
+    ++compared;
+  };
+  for (const auto& p : model->named_parameters()) expect_loaded(p.key(), p.value());
+  for (const auto& b : model->named_buffers()) expect_loaded(b.key(), b.value());
+  EXPECT_EQ(compared, names.size());
+}
+
+// The ImageNet classification HRNet (same backbone, classification head instead of the
+// landmark head) into a grey model: strict once the parts meant to differ are ignored.
+TEST(HRNet, ImageNetStateDictLoadsStrictlyWithTheHeadsIgnored) {
+  const auto names = official_names("imagenet_w4.txt");
+  const auto file = scratch("official_imagenet.pth");
+  const auto tensors = save_named(names, file);
+  Given given = kOfficialFixture;
+  given["pretrained"] = file.string();
+
+  // Strict without pretrained_ignore: the error lists the first names of each kind.
+  try {
+    make(given, 5, 1);
+    FAIL() << "an ImageNet state dict loaded strictly without pretrained_ignore";
+  } catch (const StateDictError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(file.string() + ": the file does not match the model"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("9 missing (in the model, not in the file): head.0.weight, "
+                           "head.0.bias, head.1.weight, head.1.bias, head.3.weight, ... (4 more)"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("left over (in the file, not in the model): "
+                           "incre_modules.0.0.conv1.weight"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("[\"head\", \"incre_modules\", \"downsamp_modules\", "
+                           "\"final_layer\", \"classifier\"]"),
+              std::string::npos)
+        << message;
+  }
+
+  given["pretrained_ignore"] = std::vector<std::string>{"incre_modules", "downsamp_modules",
+                                                        "final_layer", "classifier", "head"};
+  testing::internal::CaptureStdout();
+  auto model = make(given, 5, 1);
+  const std::string printed = testing::internal::GetCapturedStdout();
+  // 603 names less the head's 9 match; conv1.weight among them, summed into grey.
+  EXPECT_NE(printed.find(": 594 tensors matched, 0 missing (left as initialised), 0 left over "
+                         "(ignored), 135 under pretrained_ignore\n"
+                         "  summed over the 3 input channels into 1: conv1.weight\n"),
+            std::string::npos)
+      << printed;
+  auto got = model->named_parameters();
+  EXPECT_TRUE(torch::allclose(got["conv1.weight"], tensors.at("conv1.weight").sum(1, true)));
+  EXPECT_TRUE(
+      torch::equal(got["transition3.3.0.0.weight"], tensors.at("transition3.3.0.0.weight")));
+}
+
+// BN_MOMENTUM = 0.01 in the reference code: after one training batch the running mean is 1%
+// of the batch mean and the running variance 99% of 1 plus 1% of the batch variance.
+TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
+  auto model = make({{"width", std::int64_t{4}},
+                     {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
+                     {"num_blocks", std::int64_t{1}},
+                     {"stem_blocks", std::int64_t{1}}},
+                    3, 1);
+  std::size_t batch_norms = 0;
+  for (const auto& m : model->modules(/*include_self=*/false)) {
+    if (auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) {
+      ++batch_norms;
+      EXPECT_EQ(bn->options.momentum(), 0.01);
+    }
+  }
+  EXPECT_GT(batch_norms, 20u);
+
+  model->to(torch::kFloat64);
+  model->train();
+  torch::manual_seed(4);
+  const auto images = torch::rand({2, 1, 32, 32}, torch::kFloat64);
+  torch::Tensor conv1_out;
+  {
+    torch::NoGradGuard no_grad;
+    conv1_out = torch::nn::functional::conv2d(
+        images, model->named_parameters()["conv1.weight"],
+        torch::nn::functional::Conv2dFuncOptions().stride(2).padding(1));
+    model->forward(images);
+  }
+  auto buffers = model->named_buffers();
+  const auto mean = conv1_out.mean({0, 2, 3});
+  const auto variance = conv1_out.var({0, 2, 3}, /*unbiased=*/true);
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"], 0.01 * mean, 1e-9, 1e-15));
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], 0.99 + 0.01 * variance, 1e-9, 1e-15));
 }
 
 }  // namespace

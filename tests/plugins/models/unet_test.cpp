@@ -202,7 +202,7 @@ TEST(StateDict, PretrainedMatchesByNameSumsRgbIntoGreyAndReportsTheRest) {
                                      {"classifier.bias", torch::ones({10})},
                                      {"final_layer.weight", torch::ones({1})}});
   testing::internal::CaptureStdout();
-  auto model = make(tiny({{"pretrained", file.string()}}), 3, 1);
+  auto model = make(tiny({{"pretrained", file.string()}, {"pretrained_strict", false}}), 3, 1);
   const std::string printed = testing::internal::GetCapturedStdout();
 
   auto got = model->named_parameters();
@@ -220,9 +220,125 @@ TEST(StateDict, PretrainedMatchesByNameSumsRgbIntoGreyAndReportsTheRest) {
       "models/unet: pretrained weights from " + file.string() +
       ": 64 tensors matched, 2 missing (left as initialised), 3 left over (ignored)\n"
       "  summed over the 3 input channels into 1: inc.double_conv.0.weight\n"
-      "  missing: outc.* (2)\n"
-      "  left over: classifier.* (2), final_layer.weight\n";
+      "  missing: outc.conv.weight, outc.conv.bias\n"
+      "  left over: classifier.bias, classifier.weight, final_layer.weight\n";
   EXPECT_EQ(printed, expected);
+}
+
+// What strict, non-strict and pretrained_ignore make of a file with another head: the
+// ImageNet-like case (the model's head missing, a classifier left over).
+fs::path imagenet_like(const std::string& name, std::map<std::string, torch::Tensor> extra = {}) {
+  torch::manual_seed(1);
+  auto source = make(tiny(), 5, 1);
+  extra["classifier.weight"] = torch::ones({10, 2});
+  extra["classifier.bias"] = torch::ones({10});
+  extra["final_layer.weight"] = torch::ones({1});
+  return save_state_dict(*source, name, "outc.", extra);
+}
+
+TEST(StateDict, StrictRefusesMissingAndLeftOverNamesListingThem) {
+  const auto file = imagenet_like("partial.pth");
+  try {
+    make(tiny({{"pretrained", file.string()}}));
+    FAIL() << "a file without the head and with a classifier loaded strictly";
+  } catch (const StateDictError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              file.string() +
+                  ": the file does not match the model (pretrained_strict = true): 2 missing (in "
+                  "the model, not in the file): outc.conv.weight, outc.conv.bias; 3 left over "
+                  "(in the file, not in the model): classifier.bias, classifier.weight, "
+                  "final_layer.weight; if parts are meant to differ, list their prefixes in "
+                  "pretrained_ignore (these names lie under [\"outc\", \"classifier\", "
+                  "\"final_layer\"]), or set "
+                  "pretrained_strict = false to load what matches");
+  }
+  // Only the first five names of a kind, and how many more.
+  std::map<std::string, torch::Tensor> many;
+  for (int i = 0; i < 7; ++i) many["extra" + std::to_string(i) + ".weight"] = torch::ones({1});
+  const auto crowded = imagenet_like("crowded.pth", many);
+  try {
+    make(tiny({{"pretrained", crowded.string()},
+               {"pretrained_ignore", std::vector<std::string>{"outc"}}}));
+    FAIL() << "left-over names loaded strictly";
+  } catch (const StateDictError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(": 10 left over (in the file, not in the model): classifier.bias, "
+                           "classifier.weight, extra0.weight, extra1.weight, extra2.weight, ... "
+                           "(5 more); "),
+              std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("missing"), std::string::npos) << message;
+  }
+}
+
+TEST(StateDict, IgnoredPrefixesLoadTheImageNetLikeCaseStrictly) {
+  const auto file = imagenet_like("ignored.pth");
+  torch::manual_seed(1);
+  auto source = make(tiny(), 5, 1);
+  testing::internal::CaptureStdout();
+  // "up1." and "up1" are the same prefix: whole components, so "up1" does not cover "up10".
+  auto model = make(tiny({{"pretrained", file.string()},
+                          {"pretrained_ignore", std::vector<std::string>{"outc", "classifier",
+                                                                         "final_layer", "up1."}}}));
+  const std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(printed, "models/unet: pretrained weights from " + file.string() +
+                         ": 50 tensors matched, 0 missing (left as initialised), 0 left over "
+                         "(ignored), 19 under pretrained_ignore\n"
+                         "  under pretrained_ignore: up1.* (14), outc.conv.weight, outc.conv.bias, "
+                         "classifier.bias, classifier.weight, final_layer.weight\n");
+  auto got = model->named_parameters();
+  auto want = source->named_parameters();
+  EXPECT_TRUE(torch::equal(got["inc.double_conv.0.weight"], want["inc.double_conv.0.weight"]));
+  // An ignored name is not loaded even where the file has it.
+  EXPECT_FALSE(torch::equal(got["up1.up.weight"], want["up1.up.weight"]));
+}
+
+TEST(StateDict, IgnorePrefixMatchingNothingIsAnErrorWhenStrictAWarningOtherwise) {
+  const auto file = imagenet_like("typo.pth");
+  const std::vector<std::string> typo{"outc", "classifer", "classifier", "final_layer"};
+  try {
+    make(tiny({{"pretrained", file.string()}, {"pretrained_ignore", typo}}));
+    FAIL() << "a prefix that matches nothing was accepted";
+  } catch (const StateDictError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(file.string() + ": pretrained_ignore prefix "
+                                                          "\"classifer\" matches no name in the "
+                                                          "file or the model (a typo?)",
+                                          0),
+              0u)
+        << e.what();
+  }
+  testing::internal::CaptureStdout();
+  make(tiny(
+      {{"pretrained", file.string()}, {"pretrained_ignore", typo}, {"pretrained_strict", false}}));
+  const std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_NE(printed.find("  warning: pretrained_ignore prefix \"classifer\" matches no name in "
+                         "the file or the model\n"),
+            std::string::npos)
+      << printed;
+  EXPECT_THROW(make(tiny({{"pretrained", file.string()},
+                          {"pretrained_ignore", std::vector<std::string>{"outc", "."}}})),
+               StateDictError);
+}
+
+// PyTorch < 0.4.1 saved no batch counters; PyTorch's strict loading accepts that, and so
+// does this: a BN with a momentum never reads its counter.
+TEST(StateDict, AbsentBatchCountersAreNotAStrictError) {
+  torch::manual_seed(1);
+  auto source = make(tiny(), 3, 1);
+  c10::Dict<std::string, torch::Tensor> dict;
+  for (const auto& p : source->named_parameters()) dict.insert(p.key(), p.value().detach());
+  for (const auto& b : source->named_buffers())
+    if (!b.key().ends_with("num_batches_tracked")) dict.insert(b.key(), b.value());
+  const auto bytes = torch::pickle_save(torch::IValue(dict));
+  const auto file = scratch("old_bn.pth");
+  std::ofstream(file, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  testing::internal::CaptureStdout();
+  make(tiny({{"pretrained", file.string()}}));
+  const std::string printed = testing::internal::GetCapturedStdout();
+  EXPECT_NE(printed.find(": 56 tensors matched, 10 missing (left as initialised)"),
+            std::string::npos)
+      << printed;
 }
 
 TEST(StateDict, ShapeMismatchIsAnErrorNamingFileAndKeyUnlessNotStrict) {

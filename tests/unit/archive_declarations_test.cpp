@@ -1,0 +1,104 @@
+// The TorchScript declarations of a checkpoint's archive are checked before LibTorch compiles
+// them: LibTorch 1.13 overflows its stack on some malformed ones (the checkpoint fuzz target's
+// finding, tests/fuzz/regressions/checkpoint/torch_type_name_recursion).
+#include <gtest/gtest.h>
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/torch.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "test_support.hpp"
+#include "train/archive_declarations.hpp"
+
+namespace exprun {
+namespace {
+
+// A zip archive as LibTorch writes it, holding `records` (names below "archive/").
+std::string archive_of(const std::map<std::string, std::string>& records) {
+  std::string bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&bytes](const void* data, std::size_t size) {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
+    for (const auto& [name, text] : records) writer.writeRecord(name, text.data(), text.size());
+    writer.writeEndOfFile();
+  }
+  return bytes;
+}
+
+std::string refusal(const std::map<std::string, std::string>& records) {
+  try {
+    check_archive_declarations(archive_of(records));
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// What torch::serialize::OutputArchive writes, in the shapes a checkpoint has.
+const std::map<std::string, std::string> kWritten = {
+    {"code/__torch__.py",
+     "class Module(Module):\n  __parameters__ = []\n  __buffers__ = [\"rng.cpu\", ]\n"
+     "  __annotations__ = []\n  __annotations__[\"exprun.epoch\"] = int\n"
+     "  __annotations__[\"exprun.landmark_symbols\"] = List[str]\n"
+     "  model : __torch__.___torch_mangle_0.Module\n"},
+    {"code/__torch__/___torch_mangle_0.py",
+     "class Module(Module):\n  __parameters__ = [\"weight\", \"bias\", ]\n  __buffers__ = []\n"
+     "  weight : Tensor\n  bias : Tensor\n  betas : Tuple[float, float]\n"},
+    {"data.pkl", "not code, not checked"},
+};
+
+TEST(ArchiveDeclarations, WhatOutputArchiveWritesPasses) { EXPECT_EQ(refusal(kWritten), ""); }
+
+TEST(ArchiveDeclarations, AClassConstantWhereAMemberBelongsIsRefused) {
+  auto records = kWritten;
+  // The fuzz finding: "__parameters__" mutated into a class constant LibTorch recurses on.
+  records["code/__torch__/___torch_mangle_0.py"] =
+      "class Module(Module):\n  optimizerers__ = []\n  __buffers__ = []\n";
+  const std::string message = refusal(records);
+  EXPECT_NE(message.find("its TorchScript declarations are not of the form exprun writes "
+                         "(code/__torch__/___torch_mangle_0.py:2: not a member declaration)"),
+            std::string::npos)
+      << message;
+}
+
+TEST(ArchiveDeclarations, AClassThatContainsItselfIsRefused) {
+  auto records = kWritten;
+  records["code/__torch__/___torch_mangle_0.py"] =
+      "class Module(Module):\n  __parameters__ = []\n  __buffers__ = []\n"
+      "  inner : __torch__.Module\n";
+  const std::string message = refusal(records);
+  EXPECT_NE(message.find("contains itself"), std::string::npos) << message;
+}
+
+std::string deep_type(int depth) {
+  std::string type = "int";
+  for (int i = 0; i < depth; ++i) type = "List[" + type + "]";
+  return "class Module(Module):\n  x : " + type + "\n";
+}
+
+TEST(ArchiveDeclarations, OtherShapesAreRefused) {
+  auto nested = kWritten;
+  nested["code/__torch__/___torch_mangle_0.py"] = deep_type(8);
+  EXPECT_EQ(refusal(nested), "");
+
+  for (const std::string& bad : {
+           std::string("class Module(Other):\n"),
+           std::string("import os\nclass Module(Module):\n"),
+           std::string("class Module(Module):\n  def forward(self):\n"),
+           deep_type(40),
+           std::string("class Module(Module):\n  __buffers__ = [\"a\\\"\", ]\n"),
+           std::string("class Module(Module):\n  x : Tensor # comment\n"),
+       }) {
+    auto records = kWritten;
+    records["code/__torch__/___torch_mangle_0.py"] = bad;
+    EXPECT_NE(refusal(records), "") << bad;
+  }
+}
+
+}  // namespace
+}  // namespace exprun
