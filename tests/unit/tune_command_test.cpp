@@ -239,9 +239,14 @@ TEST_F(BenchTest, MeasuresEveryPlanWithAndWithoutEachStrategy) {
     EXPECT_GT(peak.at({variant, 4}), peak.at({variant, 2})) << variant;
     EXPECT_GT(peak.at({variant, 2}), peak.at({variant, 1})) << variant;
   }
+  // Halved activations outweigh bf16's extra weight copies only where activations dominate:
+  // on CPUs with AMX, oneDNN's bf16 kernels also keep reordered weights and workspace, which at
+  // micro-batch 1 of this width-4 net cost more than they save (9.63 against 8.42 MiB,
+  // measured), while without AMX bf16 wins at every size. So the claim is made where it holds
+  // on every CPU: the largest micro-batch.
+  EXPECT_LT(peak.at({"mixed_precision", 4}), peak.at({"none", 4}));
   for (std::int64_t micro : {4, 2, 1}) {
     EXPECT_LT(peak.at({"activation_checkpointing", micro}), peak.at({"none", micro})) << micro;
-    EXPECT_LT(peak.at({"mixed_precision", micro}), peak.at({"none", micro})) << micro;
     EXPECT_LT(peak.at({"mixed_precision+activation_checkpointing", micro}),
               peak.at({"mixed_precision", micro}))
         << micro;
