@@ -1,9 +1,13 @@
 #include "train/archive_declarations.hpp"
 
-#include <caffe2/serialize/in_memory_adapter.h>
-#include <caffe2/serialize/inline_container.h>
+#include "train/pickle_lengths.hpp"
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
+
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -147,14 +151,38 @@ void refuse_cycles(
   }
 }
 
+// The payload as LibTorch's zip reader sees it. Not caffe2's MemoryReadAdapter: it copies
+// whatever range the reader asks for, and a damaged zip directory asks beyond the payload.
+class BoundedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::string& bytes) : bytes_(bytes) {}
+  std::size_t size() const override { return bytes_.size(); }
+  std::size_t read(std::uint64_t pos, void* buf, std::size_t n, const char*) const override {
+    if (pos >= bytes_.size()) return 0;
+    const std::size_t count = std::min<std::uint64_t>(n, bytes_.size() - pos);
+    std::memcpy(buf, bytes_.data() + pos, count);
+    return count;
+  }
+
+ private:
+  const std::string& bytes_;
+};
+
 }  // namespace
 
 void check_archive_declarations(const std::string& payload) {
-  caffe2::serialize::PyTorchStreamReader reader(
-      std::make_shared<caffe2::serialize::MemoryReadAdapter>(payload.data(),
-                                                             static_cast<off_t>(payload.size())));
+  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<BoundedReader>(payload));
   std::map<std::string, std::pair<std::string, std::vector<std::string>>> graph;
   for (const auto& record : reader.getAllRecords()) {
+    // data.pkl, constants.pkl and code/*.py.debug_pkl
+    if (record.size() > 3 && record.compare(record.size() - 3, 3, "pkl") == 0) {
+      auto [data, size] = reader.getRecord(record);
+      const std::string problem =
+          pickle_length_problem(std::string(static_cast<const char*>(data.get()), size));
+      if (!problem.empty())
+        throw std::runtime_error("its pickle " + record + " is malformed: " + problem);
+      continue;
+    }
     if (record.rfind("code/", 0) != 0 || record.size() < 3 ||
         record.compare(record.size() - 3, 3, ".py") != 0)
       continue;

@@ -16,6 +16,8 @@ namespace exprun {
 // with types that are (possibly generic) dotted names nested at most a few levels. Class
 // references must form no cycle: OutputArchive never writes one, and a resolver that follows
 // them could not end. Records are read with LibTorch's own zip reader.
+// Also throws when a pickle record (`*.pkl`: data.pkl, constants.pkl, code/*.debug_pkl) has a
+// length field beyond its end (pickle_lengths.hpp).
 void check_archive_declarations(const std::string& payload);
 
 }  // namespace exprun

@@ -12,6 +12,7 @@
 
 #include "test_support.hpp"
 #include "train/archive_declarations.hpp"
+#include "train/pickle_lengths.hpp"
 
 namespace exprun {
 namespace {
@@ -49,7 +50,11 @@ const std::map<std::string, std::string> kWritten = {
     {"code/__torch__/___torch_mangle_0.py",
      "class Module(Module):\n  __parameters__ = [\"weight\", \"bias\", ]\n  __buffers__ = []\n"
      "  weight : Tensor\n  bias : Tensor\n  betas : Tuple[float, float]\n"},
-    {"data.pkl", "not code, not checked"},
+    // PROTO 2, EMPTY_LIST, BINPUT 0, BINUNICODE "S", BINPUT 1, APPEND, STOP.
+    {"data.pkl", std::string("\x80\x02]q\x00X\x01\x00\x00\x00Sq\x01"
+                             "a.",
+                             15)},
+    {"code/__torch__.py.debug_pkl", std::string("\x80\x02)q\x00.", 6)},
 };
 
 TEST(ArchiveDeclarations, WhatOutputArchiveWritesPasses) { EXPECT_EQ(refusal(kWritten), ""); }
@@ -98,6 +103,39 @@ TEST(ArchiveDeclarations, OtherShapesAreRefused) {
     records["code/__torch__/___torch_mangle_0.py"] = bad;
     EXPECT_NE(refusal(records), "") << bad;
   }
+}
+
+// The checkpoint fuzz finding: a BINUNICODE length of 3.6 GB in a 21 KB file, which LibTorch's
+// unpickler zero-filled before reading.
+TEST(ArchiveDeclarations, APickleLengthBeyondItsRecordIsRefused) {
+  auto records = kWritten;
+  records["data.pkl"] = std::string(
+      "\x80\x02]q\x00X\x00\x00\x00\xd8Sq\x01"
+      "a.",
+      15);
+  const std::string message = refusal(records);
+  EXPECT_NE(message.find("its pickle data.pkl is malformed: opcode 0x58 at byte 5 declares "
+                         "3623878656 bytes, 5 remain"),
+            std::string::npos)
+      << message;
+  records = kWritten;
+  records["code/__torch__.py.debug_pkl"] = std::string("\x80\x02\x8d\xff\xff\xff\xff", 7);
+  EXPECT_NE(refusal(records).find("its pickle code/__torch__.py.debug_pkl is malformed"),
+            std::string::npos);
+}
+
+TEST(PickleLengths, EveryOpcodeShapeIsWalkedToStop) {
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02(K\x01M\x02\x00J\x03\x00\x00\x00"
+                                              "G\x00\x00\x00\x00\x00\x00\xf0?"
+                                              "\x8a\x01\x05\x8c\x02hiccollections\nOrderedDict\n"
+                                              "t.",
+                                              56)),
+            "");
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]", 3)),
+            "the pickle ends without its STOP opcode");
+  EXPECT_EQ(pickle_length_problem("\x80"), "opcode 0x80 at byte 0 runs past the end");
+  EXPECT_EQ(pickle_length_problem("cno newline"), "opcode 0x63 at byte 0 runs past the end");
+  EXPECT_EQ(pickle_length_problem("!"), "opcode 0x21 at byte 0 is not a pickle opcode");
 }
 
 }  // namespace
