@@ -32,7 +32,7 @@ commands:
                        machine, landmarks, files skipped and why
   synth --format aariz|isbi2015 --out DIR --count N
                        write generated cephalograms as a dataset tree in that layout
-  version              print the exprun and LibTorch versions
+  version              exprun, LibTorch, compiler, C++ standard and ABI flags it was built with
 
 Each command takes --help. Docs: docs/experiment-file.md, docs/cli.md.
 )";
@@ -49,17 +49,19 @@ int main(int argc, char** argv) {
   set_executable_path(argv[0]);
   // Before any tensor exists, so that CPU peak memory counts everything (report, tuner).
   exprun::install_cpu_memory_tracker();
-  std::vector<std::string> args(argv + 1, argv + argc);
+  std::vector<std::string> args;
+  const int hoisted = guarded([&] {
+    args = with_global_options_after_command({argv + 1, argv + argc});
+    return int{kOk};
+  });
+  if (hoisted != kOk) return hoisted;
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::cout << kUsage;
     return args.empty() ? kUsageError : kOk;
   }
   const std::string command = args[0];
-  if (command == "version" || command == "--version") {
-    std::cout << "exprun " << EXPRUN_VERSION << " (LibTorch " << TORCH_VERSION << ", CUDA code "
-              << (EXPRUN_WITH_CUDA ? "compiled" : "not compiled") << ")\n";
-    return kOk;
-  }
+  if (command == "version" || command == "--version")
+    return version_command({args.begin() + 1, args.end()});
   if (ends_with(command, ".toml")) return run_command(args);
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "run") return run_command(rest);

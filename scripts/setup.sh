@@ -4,6 +4,7 @@
 # the build is incremental.
 #
 #   scripts/setup.sh                        # CPU LibTorch from Debian
+#   EXPRUN_CCACHE=0 scripts/setup.sh        # without ccache (used when installed)
 #   EXPRUN_CMAKE_ARGS="-DCMAKE_PREFIX_PATH=/path/to/libtorch" scripts/setup.sh   # CUDA LibTorch
 set -euo pipefail
 
@@ -44,7 +45,15 @@ if ((${#missing[@]})); then
     "${missing[@]}"
 fi
 
+# ccache, when it is installed, makes a build after `rm -rf build`, a switch of branch or of
+# LibTorch flavour cheap. The precompiled torch header needs its pch sloppiness, or every torch
+# file would miss the cache. EXPRUN_CCACHE=0 turns it off.
+launcher=()
+if [[ ${EXPRUN_CCACHE:-1} != 0 ]] && command -v ccache >/dev/null; then
+  launcher=("-DCMAKE_CXX_COMPILER_LAUNCHER=env;CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime;ccache")
+fi
+
 # shellcheck disable=SC2086  # EXPRUN_CMAKE_ARGS is a list of arguments on purpose
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${EXPRUN_CMAKE_ARGS:-}
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" ${EXPRUN_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j "$(nproc)"
 echo "setup: built $build_dir/exprun"

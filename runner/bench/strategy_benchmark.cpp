@@ -113,8 +113,9 @@ StageConfig stage_for_case(const StageConfig& stage, const BenchPlan& plan,
   out.memory.effective_batch = plan.effective_batch();
   out.memory.micro_batch = plan.micro_batch;
   out.memory.micro_batch_auto = false;
-  // Autocast wraps the whole step, accumulation splits it, and checkpointing acts inside the
-  // model: the order the runner documents for them.
+  // Autocast wraps the whole step and checkpointing acts inside the model: the order the
+  // runner documents for them. gradient_accumulation does nothing (the step splits the plan's
+  // micro-batches itself) but stays listed, so cases read as the files that list it.
   out.memory.strategies.clear();
   auto has = [&](const std::string& name) {
     return std::find(variant.begin(), variant.end(), name) != variant.end();

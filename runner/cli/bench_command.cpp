@@ -10,6 +10,7 @@
 #include "run/experiment_run.hpp"
 #include "util/atomic_file.hpp"
 #include "util/text.hpp"
+#include "util/timestamp.hpp"
 
 namespace exprun::cli {
 int bench_command(const std::vector<std::string>& args) {

@@ -71,6 +71,28 @@ std::string rerun_command(const std::string& file, const std::vector<std::string
   return command;
 }
 
+std::vector<std::string> with_global_options_after_command(const std::vector<std::string>& args) {
+  std::vector<std::string> global;
+  std::size_t i = 0;
+  for (; i < args.size(); ++i) {
+    if (args[i].rfind("--plugins=", 0) == 0) {
+      global.push_back(args[i]);
+    } else if (args[i] == "--plugins") {
+      if (i + 1 == args.size()) throw po::error("--plugins needs a directory: --plugins DIR");
+      global.push_back(args[i]);
+      global.push_back(args[++i]);
+    } else {
+      break;
+    }
+  }
+  if (global.empty()) return args;
+  if (i == args.size())
+    throw po::error("--plugins DIR needs a command after it, e.g. exprun --plugins DIR plugins");
+  std::vector<std::string> out(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  out.insert(out.end(), global.begin(), global.end());
+  return out;
+}
+
 int guarded(const std::function<int()>& body) {
   try {
     return body();

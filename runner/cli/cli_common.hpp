@@ -55,6 +55,12 @@ void check_thread_option(std::int64_t threads);
 std::string rerun_command(const std::string& file, const std::vector<std::string>& overrides,
                           const std::vector<std::string>& more_words);
 
+// The options every command takes (--plugins DIR, --plugins=DIR) may come before the command
+// too: `exprun --plugins DIR plugins`. Returns the arguments with those leading options moved
+// after the command's own, where the command parses them. Throws po::error for a --plugins
+// without its directory, or global options with no command after them.
+std::vector<std::string> with_global_options_after_command(const std::vector<std::string>& args);
+
 // Runs `body`, printing any error as "exprun: error: ..." and mapping it to an exit code.
 int guarded(const std::function<int()>& body);
 

@@ -6,6 +6,7 @@
 #include "compare/comparison.hpp"
 #include "compare/comparison_format.hpp"
 #include "compare/run_loader.hpp"
+#include "compare/terminal_width.hpp"
 
 namespace exprun::cli {
 namespace {
@@ -79,7 +80,7 @@ int compare_command(const std::vector<std::string>& args) {
     compare.all_keys = all;
     compare.landmarks = landmarks;
     const Comparison comparison = compare_runs(std::move(runs), compare);
-    if (format == "table") std::cout << comparison_table(comparison);
+    if (format == "table") std::cout << comparison_table(comparison, output_width());
     if (format == "markdown") std::cout << comparison_markdown(comparison);
     if (format == "csv") std::cout << comparison_csv(comparison);
     if (format == "json") std::cout << comparison_json(comparison).dump(2) << "\n";

@@ -15,8 +15,8 @@ namespace {
 std::shared_ptr<sdk::Dataset> open_split(const Experiment& experiment, const PluginChoice& reader,
                                          const std::string& split, const Registry& registry) {
   try {
-    return registry.make_dataset(reader.name, reader.params,
-                                 sdk::DatasetContext{split, experiment.seed});
+    return registry.make<sdk::Dataset>(reader.name, reader.params,
+                                       sdk::DatasetContext{split, experiment.seed});
   } catch (const std::exception& e) {
     throw ConfigError(reader.where + ": " + reader.key_path + ": datasets/" + reader.name + " (" +
                       split + " split): " + e.what());

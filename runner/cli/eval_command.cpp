@@ -6,9 +6,9 @@
 #include "cli/sweep_cli.hpp"
 #include "config/config_error.hpp"
 #include "eval/evaluation_report.hpp"
+#include "eval/evaluator.hpp"
 #include "run/experiment_run.hpp"
 #include "train/checkpoint.hpp"
-#include "train/evaluator.hpp"
 #include "train/stage_builder.hpp"
 #include "util/atomic_file.hpp"
 #include "util/text.hpp"
@@ -44,8 +44,8 @@ std::shared_ptr<sdk::Dataset> open_split(const Experiment& experiment, const Sta
   const auto& reader = stage.data.reader;
   std::shared_ptr<sdk::Dataset> dataset;
   try {
-    dataset = registry.make_dataset(reader.name, reader.params,
-                                    sdk::DatasetContext{split, experiment.seed});
+    dataset = registry.make<sdk::Dataset>(reader.name, reader.params,
+                                          sdk::DatasetContext{split, experiment.seed});
   } catch (const std::exception& e) {
     throw ConfigError(reader.where + ": " + reader.key_path + ": datasets/" + reader.name +
                       " cannot open split \"" + split + "\": " + e.what());
@@ -123,7 +123,8 @@ int eval_command(const std::vector<std::string>& args) {
                 split.c_str(), dataset->size(), stage.eval.decode.c_str(),
                 built.device.str().c_str());
     std::fflush(stdout);
-    const Evaluation evaluation = evaluate(built, dataset, built.micro_batch, stage.data.workers);
+    const Evaluation evaluation =
+        evaluate(built.evaluated(), dataset, built.micro_batch, stage.data.workers);
 
     EvaluationContext context{experiment.name,
                               experiment.source_file,
@@ -132,8 +133,7 @@ int eval_command(const std::vector<std::string>& args) {
                               split,
                               stage.eval.decode,
                               built.device.str(),
-                              checkpoint,
-                              info,
+                              {checkpoint, info.epoch, info.best_epoch, info.best_metric},
                               dataset->landmarks()};
     const nlohmann::json report = evaluation_report(context, evaluation);
     const std::filesystem::path path = out_path.empty() ? default_evaluation_path(checkpoint, split)

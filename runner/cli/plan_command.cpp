@@ -6,6 +6,7 @@
 #include "cli/sweep_cli.hpp"
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
+#include "config/runner_keys.hpp"
 #include "run/experiment_run.hpp"
 #include "train/stage_builder.hpp"
 #include "util/text.hpp"
@@ -18,6 +19,50 @@ std::string params_text(const PluginChoice& choice) {
   for (const auto& [key, value] : choice.params.values())
     parts.push_back(key + " = " + sdk::to_string(value));
   return choice.name + " { " + join(parts, ", ") + " }";
+}
+
+// A resolved value as an experiment file would write it.
+std::string toml_text(const nlohmann::json& value) {
+  std::vector<std::string> parts;
+  if (value.is_string()) return "\"" + value.get<std::string>() + "\"";
+  if (value.is_array()) {
+    for (const auto& item : value) parts.push_back(toml_text(item));
+    return "[" + join(parts, ", ") + "]";
+  }
+  if (value.is_object()) {
+    for (const auto& [key, item] : value.items()) parts.push_back(key + " = " + toml_text(item));
+    return parts.empty() ? "{}" : "{ " + join(parts, ", ") + " }";
+  }
+  return value.dump();
+}
+
+// Every runner key of the stage as resolved, defaults included, table by table as declared:
+// a key added to the declarations shows here without another edit.
+void print_runner_keys(const StageConfig& s) {
+  const nlohmann::json config = to_json(s);
+  bool first = true;
+  for (const auto& table : runner_key_reference()) {
+    if (!find_stage_table(table.path)) continue;  // [experiment] is printed above the stages
+    std::string pointer = table.path.empty() ? "" : "/" + table.path;
+    for (char& c : pointer)
+      if (c == '.') c = '/';
+    const nlohmann::json::json_pointer at(pointer);
+    if (!config.contains(at)) continue;  // a table written only when used, e.g. loss.focus
+    const nlohmann::json& values = config.at(at);
+    std::vector<std::string> parts;
+    for (const auto& key : table.keys) {
+      const std::string& name = key.spec.name;
+      const std::string inner = table.path.empty() ? name : table.path + "." + name;
+      // Tables are printed on their own line; a plugin's name on its table's line above.
+      if (key.holds_table || find_stage_table(inner) || name == "plugin") continue;
+      if (values.contains(name)) parts.push_back(name + " = " + toml_text(values[name]));
+    }
+    if (parts.empty()) continue;
+    const std::string label = table.path.empty() ? "" : table.path + " { ";
+    std::printf("%s%s%s%s\n", first ? "  keys        " : "              ", label.c_str(),
+                join(parts, ", ").c_str(), table.path.empty() ? "" : " }");
+    first = false;
+  }
 }
 
 void print_stage(const StageConfig& s, const BuiltStage& b) {
@@ -95,6 +140,7 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
   }
   std::printf("  checkpoints best by %s (%s is better), latest, %s\n", c.monitor.c_str(),
               c.mode == "min" ? "lower" : "higher", epochs.c_str());
+  print_runner_keys(s);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include <cstdio>
 #include <iostream>
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -8,16 +10,22 @@
 namespace exprun::cli {
 namespace {
 
+// "[min 1e-12, max 5]": bracketed and on the type line, so that a range never reads as the
+// end of the documentation sentence. Empty when the parameter has no constraint.
 std::string constraint_text(const sdk::ParamSpec& spec) {
-  std::string out;
-  if (spec.min) out += " min " + sdk::to_string(*spec.min);
-  if (spec.max) out += " max " + sdk::to_string(*spec.max);
-  if (spec.length) out += " length " + std::to_string(*spec.length);
+  std::vector<std::string> parts;
+  if (spec.min) parts.push_back("min " + sdk::to_string(*spec.min));
+  if (spec.max) parts.push_back("max " + sdk::to_string(*spec.max));
+  if (spec.length) parts.push_back("length " + std::to_string(*spec.length));
   if (!spec.choices.empty()) {
-    out += " one of";
-    for (const auto& c : spec.choices) out += " \"" + c + "\"";
+    std::string choices = "one of";
+    for (const auto& c : spec.choices) choices += " \"" + c + "\"";
+    parts.push_back(choices);
   }
-  return out;
+  if (parts.empty()) return "";
+  std::string out = "[";
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+  return out + "]";
 }
 
 struct ModelSizeOptions {
@@ -45,8 +53,8 @@ void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
               static_cast<long long>(width), static_cast<long long>(height));
   std::shared_ptr<sdk::Model> model;
   try {
-    model = p.info->make_model(sdk::Params::resolve(p.schema, {}),
-                               sdk::ModelContext{o.landmarks, o.channels});
+    model = sdk::make_plugin<sdk::Model>(*p.info, sdk::Params::resolve(p.schema, {}),
+                                         sdk::ModelContext{o.landmarks, o.channels});
   } catch (const std::exception& e) {
     std::printf("  not available: the defaults do not build a model (%s)\n", e.what());
     return;
@@ -75,16 +83,22 @@ int plugins_command(const std::vector<std::string>& args) {
   positional.add("kind", 1);
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
-    std::optional<sdk::PluginKind> kind;
-    if (!kind_text.empty()) {
-      kind = parse_kind(kind_text);
-      if (!kind) {
-        throw po::error("unknown plugin kind '" + kind_text +
-                        "' (expected datasets, models, losses or memory)");
-      }
-    }
     Registry registry;
     load_registry(registry, common);
+    std::optional<sdk::PluginKind> kind;
+    if (!kind_text.empty()) {
+      kind = registry.parse_kind(kind_text);
+      if (!kind) {
+        const auto kinds = registry.kinds();
+        std::string expected;
+        for (std::size_t i = 0; i < kinds.size(); ++i)
+          expected += std::string(i == 0                  ? ""
+                                  : i + 1 == kinds.size() ? " or "
+                                                          : ", ") +
+                      kinds[i].folder();
+        throw po::error("unknown plugin kind '" + kind_text + "' (expected " + expected + ")");
+      }
+    }
     std::string current;
     for (const LoadedPlugin* p : registry.list()) {
       if (kind && p->kind() != *kind) continue;
@@ -96,6 +110,14 @@ int plugins_command(const std::vector<std::string>& args) {
       std::printf("  %-36s %s\n", p->full_name().c_str(), p->info->summary);
     }
     if (current.empty()) std::cout << "no plugins found\n";
+    // Not fatal here: a broken library fails only what names a plugin it could provide.
+    if (!registry.unloadable().empty()) {
+      std::cout << "\ncould not load:\n";
+      for (const auto& u : registry.unloadable()) {
+        const std::string provides = u.would_provide.empty() ? "" : " (" + u.would_provide + ")";
+        std::cout << "  " << u.file.string() << provides << "\n    " << u.reason << "\n";
+      }
+    }
     std::cout << "\nsearched:";
     for (const auto& d : registry.searched()) std::cout << " " << d.string();
     std::cout << "\n";
@@ -137,9 +159,14 @@ int describe_command(const std::vector<std::string>& args) {
     for (const auto& spec : p.schema.specs()) {
       const std::string def =
           spec.default_value ? "= " + sdk::to_string(*spec.default_value) : "(required)";
-      std::printf("  %-22s %-18s %s\n", spec.name.c_str(), sdk::type_name(spec.type).c_str(),
-                  def.c_str());
-      std::printf("  %-22s %s%s\n", "", spec.doc.c_str(), constraint_text(spec).c_str());
+      const std::string constraints = constraint_text(spec);
+      if (constraints.empty())
+        std::printf("  %-22s %-18s %s\n", spec.name.c_str(), sdk::type_name(spec.type).c_str(),
+                    def.c_str());
+      else
+        std::printf("  %-22s %-18s %-16s %s\n", spec.name.c_str(),
+                    sdk::type_name(spec.type).c_str(), def.c_str(), constraints.c_str());
+      std::printf("  %-22s %s\n", "", spec.doc.c_str());
     }
     if (p.kind() == sdk::PluginKind::Model) print_model_size(p, size);
     return int{kOk};

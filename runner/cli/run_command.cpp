@@ -9,7 +9,9 @@
 #include "cli/sweep_cli.hpp"
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
+#include "run/plugin_record.hpp"
 #include "run/resume.hpp"
+#include "train/progress.hpp"
 
 namespace exprun::cli {
 namespace fs = std::filesystem;
@@ -43,8 +45,29 @@ int run_command(const std::vector<std::string>& args) {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("run needs an experiment file");
     const std::vector<std::size_t> trials = parse_trial_option(trial_options);
+    // --resume alone leaves resume_dir empty, like no --resume, so look for the option itself.
+    const bool resume = std::any_of(args.begin(), args.end(), [](const std::string& a) {
+      return a == "--resume" || a.rfind("--resume=", 0) == 0;
+    });
+    // The --plugins directories as given, for the resume command printed on an interruption.
+    const std::vector<std::string> given_plugin_dirs = common.plugin_dirs;
+    // A run names the libraries its plugins came from; --resume=DIR searches their folders too,
+    // so that a resume needs no --plugins (docs/cli.md, "Resuming a run").
+    std::vector<RecordedPlugin> recorded;
+    if (resume && !resume_dir.empty()) {
+      recorded = read_plugin_record(resume_dir);
+      for (const auto& dir : recorded_plugin_dirs(recorded))
+        common.plugin_dirs.push_back(dir.string());
+    }
     Registry registry;
     load_registry(registry, common);
+    auto check_plugins = [&](const fs::path& run_dir) {
+      for (const auto& warning : check_recorded_plugins(recorded, registry, run_dir))
+        Progress::message("exprun: warning: " + warning);
+    };
+    // Before the experiment is parsed: a recorded plugin that is gone is named with the library
+    // it came from, not met as an unknown plugin name.
+    if (!recorded.empty()) check_plugins(resume_dir);
     if (!output.empty()) {
       // Quoted as a TOML string: a directory named 2024 or true is still a path.
       std::string quoted;
@@ -56,10 +79,6 @@ int run_command(const std::vector<std::string>& args) {
     }
     const SweepFile sweep = read_sweep_file(file);
     reject_trials_without_sweep(sweep, trials);
-    // --resume alone leaves resume_dir empty, like no --resume, so look for the option itself.
-    const bool resume = std::any_of(args.begin(), args.end(), [](const std::string& a) {
-      return a == "--resume" || a.rfind("--resume=", 0) == 0;
-    });
     if (sweep.spec && resume) {
       throw po::error(
           "--resume continues one run; for a sweep, resume a trial: exprun run FILE.toml "
@@ -68,12 +87,24 @@ int run_command(const std::vector<std::string>& args) {
     if (sweep.spec) return run_sweep_command(sweep, trials, overrides, registry);
     Experiment experiment = parse_experiment(sweep.text, file, overrides, registry);
     fs::path run_dir;
-    if (resume)
-      run_dir = resume_dir.empty() ? find_run_to_resume(experiment) : fs::path(resume_dir);
+    if (resume) {
+      if (resume_dir.empty()) {
+        run_dir = find_run_to_resume(experiment);
+        recorded = read_plugin_record(run_dir);
+        check_plugins(run_dir);
+      } else {
+        run_dir = resume_dir;
+      }
+    }
     RunOutcome outcome = run_experiment(experiment, registry, run_dir, resume);
     if (outcome.interrupted_by != 0) {
-      const std::string again =
-          rerun_command(file, overrides, {"--resume=" + outcome.run_dir.string()});
+      std::vector<std::string> words;
+      for (const auto& dir : given_plugin_dirs) {
+        words.emplace_back("--plugins");
+        words.push_back(dir);
+      }
+      words.push_back("--resume=" + outcome.run_dir.string());
+      const std::string again = rerun_command(file, overrides, words);
       std::cout << "run interrupted (" << (outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT")
                 << "): the position is saved in the stage's latest.pt. Resume with:\n  " << again
                 << "\n";

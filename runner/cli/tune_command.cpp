@@ -11,6 +11,7 @@
 #include "train/batch_tuner.hpp"
 #include "util/atomic_file.hpp"
 #include "util/text.hpp"
+#include "util/timestamp.hpp"
 
 namespace exprun::cli {
 

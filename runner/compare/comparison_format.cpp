@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
+#include <optional>
 
 #include "util/text.hpp"
 
@@ -53,18 +55,87 @@ std::string common_stage(const Comparison& c) {
   return "-";
 }
 
+// A table column of the text and Markdown tables: one config key, or a plugin's section (the
+// keys under PREFIX, where PREFIX.plugin names a different plugin in some runs) folded into one
+// cell per run, so that runs with different losses get one loss column rather than one per
+// parameter of each loss. Runs of one plugin keep a column per parameter.
+struct ConfigColumn {
+  std::string title;              // the key, or the section's prefix
+  std::vector<std::string> keys;  // the shown keys it stands for
+  std::string section;            // "" for a plain key; else the prefix ("stages.train.loss")
+};
+
+bool plugin_differs(const Comparison& c, const std::string& prefix) {
+  const std::string key = prefix + ".plugin";
+  std::optional<nlohmann::json> first;
+  for (const auto& row : c.rows) {
+    if (row.run.report.is_null()) continue;  // nothing to compare
+    const nlohmann::json value = row.config.contains(key) ? row.config[key] : nlohmann::json();
+    if (!first) first = value;
+    if (*first != value) return true;
+  }
+  return false;
+}
+
+// The longest prefix of `key` (whole dotted components) whose plugin differs between runs; ""
+// when there is none.
+std::string plugin_section_of(const Comparison& c, const std::string& key) {
+  std::string best;
+  for (std::size_t dot = key.find('.'); dot != std::string::npos; dot = key.find('.', dot + 1))
+    if (plugin_differs(c, key.substr(0, dot))) best = key.substr(0, dot);
+  return best;
+}
+
+std::vector<ConfigColumn> config_columns(const Comparison& c) {
+  std::vector<ConfigColumn> columns;
+  for (const auto& key : c.keys) {
+    const std::string section = plugin_section_of(c, key);
+    if (section.empty()) {
+      columns.push_back({key, {key}, ""});
+      continue;
+    }
+    auto it = std::find_if(columns.begin(), columns.end(),
+                           [&](const ConfigColumn& col) { return col.section == section; });
+    if (it == columns.end()) {
+      columns.push_back({section, {}, section});
+      it = std::prev(columns.end());
+    }
+    it->keys.push_back(key);
+  }
+  return columns;
+}
+
+// "wing{epsilon=2, omega=10}": the section's plugin, then its shown keys that this run has.
+std::string section_text(const ConfigColumn& column, const nlohmann::json& config) {
+  const std::string plugin_key = column.section + ".plugin";
+  if (!config.contains(plugin_key)) return "-";
+  std::string params;
+  for (const auto& key : column.keys) {
+    if (key == plugin_key || !config.contains(key)) continue;
+    params += (params.empty() ? "" : ", ") + key.substr(column.section.size() + 1) + "=" +
+              config_text(config, key);
+  }
+  const std::string plugin = config_text(config, plugin_key);
+  return params.empty() ? plugin : plugin + "{" + params + "}";
+}
+
+std::size_t first_config_column(const Comparison& c) { return 3 + (stages_differ(c) ? 1 : 0); }
+
 // The run table: one row per run, the differing keys then the metrics.
 std::vector<Row> run_rows(const Comparison& c, Style style) {
   const bool stage_column = stages_differ(c);
+  const std::vector<ConfigColumn> columns = config_columns(c);
   Row header = {"#", "run", "status"};
   if (stage_column) header.emplace_back("stage");
-  header.insert(header.end(), c.keys.begin(), c.keys.end());
+  for (const auto& column : columns) header.push_back(column.title);
   for (const auto& m : compared_metrics()) header.emplace_back(m.header);
   std::vector<Row> rows = {header};
   for (const auto& r : c.rows) {
     Row row = {std::to_string(r.number), r.run.label, r.run.status};
     if (stage_column) row.push_back(r.stage.empty() ? "-" : r.stage);
-    for (const auto& key : c.keys) row.push_back(config_text(r.config, key));
+    for (const auto& column : columns)
+      row.push_back(column.section.empty() ? config_text(r.config, column.keys.front())
+                                           : section_text(column, r.config));
     const bool is_baseline = r.number == c.options.baseline + 1;
     for (std::size_t m = 0; m < r.metrics.size(); ++m)
       row.push_back(
@@ -72,6 +143,42 @@ std::vector<Row> run_rows(const Comparison& c, Style style) {
     rows.push_back(std::move(row));
   }
   return rows;
+}
+
+// `text` cut to `width` bytes ending in "...", never inside a UTF-8 character.
+std::string elided(const std::string& text, std::size_t width) {
+  if (text.size() <= width) return text;
+  std::size_t keep = width > 3 ? width - 3 : 0;
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xC0) == 0x80) --keep;
+  return text.substr(0, keep) + "...";
+}
+
+// Narrows the columns in [first, last) (the run label and the config columns), widest first
+// and none below kNarrowest, until the aligned table fits `width`; metrics are never cut.
+// Returns whether any cell was cut.
+bool fit_to_width(std::vector<Row>& rows, std::size_t first, std::size_t last, std::size_t width) {
+  constexpr std::size_t kNarrowest = 12;
+  if (width == 0 || rows.empty()) return false;
+  std::vector<std::size_t> widths(rows.front().size(), 0);
+  for (const auto& row : rows)
+    for (std::size_t c = 0; c < row.size() && c < widths.size(); ++c)
+      widths[c] = std::max(widths[c], row[c].size());
+  std::size_t total = 2 * (widths.size() - 1);
+  for (std::size_t w : widths) total += w;
+  bool cut = false;
+  while (total > width) {
+    std::size_t widest = last;
+    for (std::size_t c = first; c < last; ++c)
+      if (widths[c] > kNarrowest && (widest == last || widths[c] > widths[widest])) widest = c;
+    if (widest == last) break;  // as narrow as columns go; the table stays wider
+    --widths[widest];
+    --total;
+    cut = true;
+  }
+  if (!cut) return false;
+  for (auto& row : rows)
+    for (std::size_t c = first; c < last && c < row.size(); ++c) row[c] = elided(row[c], widths[c]);
+  return true;
 }
 
 // The per-landmark table: one row per landmark, one column per run.
@@ -138,7 +245,7 @@ std::string stage_summary(const Comparison& c) {
 }
 
 std::size_t first_metric_column(const Comparison& c) {
-  return 3 + (stages_differ(c) ? 1 : 0) + c.keys.size();
+  return first_config_column(c) + config_columns(c).size();
 }
 
 std::string csv_field(const std::string& text) {
@@ -163,10 +270,15 @@ nlohmann::json cell_json(const MetricCell& cell) {
 
 }  // namespace
 
-std::string comparison_table(const Comparison& c) {
+std::string comparison_table(const Comparison& c, std::size_t width) {
   std::string out = stage_summary(c) + "\nbaseline: " + baseline_label(c) +
                     "; (deltas) against it; * best of the runs\n" + key_summary(c) + "\n\n";
-  out += aligned(run_rows(c, Style::kText), first_metric_column(c), true);
+  std::vector<Row> rows = run_rows(c, Style::kText);
+  const bool cut = fit_to_width(rows, 1, first_metric_column(c), width);
+  out += aligned(rows, first_metric_column(c), true);
+  if (cut)
+    out += "(cells cut to fit " + std::to_string(width) +
+           " columns; --format csv or json shows them whole)\n";
   if (c.options.landmarks && !c.landmarks.empty())
     out += "\n" + aligned(landmark_rows(c, Style::kText), 1, false);
   out += "\nreports:\n";

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <string>
 
 #include "compare/comparison.hpp"
@@ -13,7 +14,12 @@ namespace exprun {
 
 inline constexpr int kComparisonSchemaVersion = 1;
 
-std::string comparison_table(const Comparison& comparison);
+// The text and Markdown tables fold each plugin section's keys into one column
+// ("wing{omega=10}"); CSV and JSON keep one column or member per key.
+// width: the terminal's columns (compare/terminal_width.hpp); when the table is wider, the run
+// label and config cells are cut (never below 12 characters, never the metrics) and a line says
+// so. 0: no limit.
+std::string comparison_table(const Comparison& comparison, std::size_t width = 0);
 std::string comparison_markdown(const Comparison& comparison);
 std::string comparison_csv(const Comparison& comparison);
 nlohmann::json comparison_json(const Comparison& comparison);

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <exprun/sdk/params.hpp>
-#include <exprun/sdk/plugin.hpp>
+#include <exprun/sdk/plugin_kind.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -98,7 +98,7 @@ struct StageInit {
 // per landmark) by `weight`, on top of loss.weights.
 struct FocusConfig {
   std::int64_t worst = 0;  // 0: no focus
-  double weight = 1.0;
+  double weight = 3.0;     // used only with worst > 0
   std::string where;
 };
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <exprun/sdk/params.hpp>
-#include <exprun/sdk/plugin.hpp>
+#include <exprun/sdk/plugin_kind.hpp>
 
 #include <string>
 #include <vector>

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "run/experiment_run.hpp"
+#include "util/timestamp.hpp"
 
 namespace exprun {
 namespace {
@@ -72,15 +72,15 @@ nlohmann::json evaluation_report(const EvaluationContext& c, const Evaluation& e
           {"decode", c.decode},
           {"device", c.device},
           {"checkpoint",
-           {{"path", std::filesystem::absolute(c.checkpoint).lexically_normal().string()},
-            {"epoch", c.checkpoint_info.epoch},
-            {"best_epoch", c.checkpoint_info.best_epoch},
-            {"best_mre", c.checkpoint_info.best_metric}}},
+           {{"path", std::filesystem::absolute(c.checkpoint.path).lexically_normal().string()},
+            {"epoch", c.checkpoint.epoch},
+            {"best_epoch", c.checkpoint.best_epoch},
+            {"best_mre", c.checkpoint.best_metric}}},
           {"images", e.meta.size()},
           {"landmarks", landmarks},
-          {"overall", metrics["overall"]},
-          {"per_landmark", metrics["per_landmark"]},
-          {"per_group", metrics["per_group"]},
+          {metrics_json::kOverall, metrics[metrics_json::kOverall]},
+          {metrics_json::kPerLandmark, metrics[metrics_json::kPerLandmark]},
+          {metrics_json::kPerGroup, metrics[metrics_json::kPerGroup]},
           {"per_image", per_image}};
 }
 

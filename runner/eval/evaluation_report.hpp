@@ -8,10 +8,17 @@
 #include <string>
 #include <vector>
 
-#include "train/checkpoint.hpp"
-#include "train/evaluator.hpp"
+#include "eval/evaluator.hpp"
 
 namespace exprun {
+
+// What the report says of the checkpoint it scored.
+struct EvaluatedCheckpoint {
+  std::filesystem::path path;
+  std::int64_t epoch = 0;
+  std::int64_t best_epoch = 0;
+  double best_metric = 0;  // the checkpoint's monitored best value
+};
 
 struct EvaluationContext {
   std::string experiment;
@@ -21,8 +28,7 @@ struct EvaluationContext {
   std::string split;
   std::string decode;  // "argmax" | "dark"
   std::string device;
-  std::filesystem::path checkpoint;
-  CheckpointInfo checkpoint_info;
+  EvaluatedCheckpoint checkpoint;
   std::vector<sdk::LandmarkInfo> landmarks;
 };
 

@@ -52,21 +52,72 @@ Metrics compute_metrics(const std::vector<std::vector<double>>& errors_mm,
   return out;
 }
 
+namespace {
+
+// JSON has no NaN: an empty summary reports null.
+nlohmann::json number_or_null(double v) {
+  return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
+}
+
+double number_or_nan(const nlohmann::json& j) {
+  return j.is_null() ? std::nan("") : j.get<double>();
+}
+
+}  // namespace
+
+double sdr_or_nan(const ErrorSummary& summary, std::size_t threshold) {
+  return summary.count ? summary.sdr.at(threshold) : std::nan("");
+}
+
+std::string sdr_key(std::size_t threshold) {
+  char key[16];
+  std::snprintf(key, sizeof key, "%.1f", kSdrThresholdsMm.at(threshold));
+  return key;
+}
+
+nlohmann::json sdr_json(const std::vector<double>& sdr) {
+  nlohmann::json out = nlohmann::json::object();
+  for (std::size_t t = 0; t < kSdrThresholdsMm.size(); ++t)
+    out[sdr_key(t)] = number_or_null(t < sdr.size() ? sdr[t] : std::nan(""));
+  return out;
+}
+
 nlohmann::json to_json(const ErrorSummary& summary) {
-  // JSON has no NaN: an empty summary reports null.
-  auto number = [](double v) {
-    return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-  };
-  nlohmann::json sdr = nlohmann::json::object();
+  using namespace metrics_json;
+  std::vector<double> sdr;
+  for (std::size_t t = 0; t < kSdrThresholdsMm.size(); ++t) sdr.push_back(sdr_or_nan(summary, t));
+  return {{kMre, number_or_null(summary.mre)},
+          {kSd, number_or_null(summary.sd)},
+          {kSdr, sdr_json(sdr)},
+          {kCount, summary.count}};
+}
+
+ErrorSummary error_summary_from_json(const nlohmann::json& j) {
+  using namespace metrics_json;
+  ErrorSummary out;
+  out.mre = number_or_nan(j.at(kMre));
+  out.sd = number_or_nan(j.at(kSd));
+  out.count = j.at(kCount).get<std::size_t>();
+  // summarise() leaves 0s where there was nothing to count; to_json writes those as null.
   for (std::size_t t = 0; t < kSdrThresholdsMm.size(); ++t) {
-    char key[16];
-    std::snprintf(key, sizeof key, "%.1f", kSdrThresholdsMm[t]);
-    sdr[key] = summary.count ? nlohmann::json(summary.sdr[t]) : nlohmann::json(nullptr);
+    const double v = number_or_nan(j.at(kSdr).at(sdr_key(t)));
+    out.sdr.push_back(out.count ? v : 0.0);
   }
-  return {{"mre", number(summary.mre)},
-          {"sd", number(summary.sd)},
-          {"sdr", sdr},
-          {"count", summary.count}};
+  return out;
+}
+
+Metrics metrics_from_json(const nlohmann::json& j, const std::vector<std::string>& symbols) {
+  using namespace metrics_json;
+  Metrics out;
+  out.overall = error_summary_from_json(j.at(kOverall));
+  const nlohmann::json& per_landmark = j.at(kPerLandmark);
+  for (std::size_t k = 0; k < per_landmark.size(); ++k) {
+    const std::string key = k < symbols.size() ? symbols[k] : std::to_string(k);
+    out.per_landmark.push_back(error_summary_from_json(per_landmark.at(key)));
+  }
+  for (const auto& [group, summary] : j.at(kPerGroup).items())
+    out.per_group[group] = error_summary_from_json(summary);
+  return out;
 }
 
 nlohmann::json to_json(const Metrics& metrics, const std::vector<std::string>& symbols) {
@@ -77,9 +128,9 @@ nlohmann::json to_json(const Metrics& metrics, const std::vector<std::string>& s
   }
   nlohmann::json per_group = nlohmann::json::object();
   for (const auto& [group, summary] : metrics.per_group) per_group[group] = to_json(summary);
-  return {{"overall", to_json(metrics.overall)},
-          {"per_landmark", per_landmark},
-          {"per_group", per_group}};
+  return {{metrics_json::kOverall, to_json(metrics.overall)},
+          {metrics_json::kPerLandmark, per_landmark},
+          {metrics_json::kPerGroup, per_group}};
 }
 
 }  // namespace exprun

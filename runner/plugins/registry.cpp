@@ -12,12 +12,17 @@ namespace exprun {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr sdk::PluginKind kAllKinds[] = {sdk::PluginKind::Dataset, sdk::PluginKind::Model,
-                                         sdk::PluginKind::Loss, sdk::PluginKind::Memory};
-
 bool is_plugin_file(const fs::path& path) {
   const std::string name = path.filename().string();
   return name.rfind("exprun-", 0) == 0 && path.extension() == ".so";
+}
+
+// "losses/wing" for exprun-losses-wing.so: what the naming convention says the library holds.
+std::string conventional_full_name(const fs::path& file) {
+  const std::string stem = file.stem().string().substr(std::string("exprun-").size());
+  const auto dash = stem.find('-');
+  if (dash == std::string::npos || dash == 0 || dash + 1 == stem.size()) return "";
+  return stem.substr(0, dash) + "/" + stem.substr(dash + 1);
 }
 
 // Plugin libraries stay loaded until the process ends: what a plugin makes can outlive the
@@ -28,20 +33,55 @@ void keep_loaded_forever(std::shared_ptr<boost::dll::shared_library> lib) {
   libraries->push_back(std::move(lib));
 }
 
+// A checked library, not yet in the registry.
+LoadedPlugin open_library(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::exists(file, ec))
+    throw PluginLoadError("plugin library " + file.string() + " not found");
+  auto lib = std::make_shared<boost::dll::shared_library>();
+  try {
+    lib->load(file.string(), boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    throw PluginLoadError("cannot load plugin library " + file.string() + ": " + e.what());
+  }
+  if (!lib->has(sdk::kAbiTagSymbol) || !lib->has(sdk::kInfoSymbol)) {
+    throw PluginLoadError(file.string() + " is not an exprun plugin: it does not export " +
+                          std::string(sdk::kAbiTagSymbol) + " and " + sdk::kInfoSymbol +
+                          " (define the plugin with EXPRUN_PLUGIN(YourClass))");
+  }
+  // Compared before anything C++-typed is read from the library.
+  const std::string tag = lib->get<const char*()>(sdk::kAbiTagSymbol)();
+  if (const std::string why = sdk::explain_abi_mismatch(tag, sdk::sdk_abi_tag()); !why.empty())
+    throw PluginLoadError(file.string() + " was built for a different ABI: " + why);
+  LoadedPlugin plugin;
+  plugin.info = lib->get<const sdk::PluginInfo*()>(sdk::kInfoSymbol)();
+  plugin.library = lib;
+  plugin.file = file;
+  plugin.abi_tag = tag;
+  if (!plugin.info || !plugin.info->schema || !plugin.info->make || !plugin.info->name ||
+      std::string(plugin.info->name).empty() || !plugin.info->kind_folder ||
+      std::string(plugin.info->kind_folder).empty()) {
+    throw PluginLoadError(file.string() + ": the plugin describes itself incompletely");
+  }
+  plugin.schema = plugin.info->schema();
+  return plugin;
+}
+
+std::string one_of(const std::vector<std::string>& names) {
+  if (names.size() < 2) return join(names, "");
+  return join(std::vector<std::string>(names.begin(), names.end() - 1), ", ") + " or " +
+         names.back();
+}
+
 }  // namespace
 
 std::string LoadedPlugin::full_name() const {
-  return std::string(sdk::kind_folder(info->kind)) + "/" + info->name;
+  return std::string(info->kind_folder) + "/" + info->name;
 }
 
 std::optional<sdk::PluginKind> parse_kind(const std::string& text) {
-  for (auto kind : kAllKinds) {
-    std::string folder = sdk::kind_folder(kind);
-    std::string singular = folder == "losses"   ? "loss"
-                           : folder == "memory" ? "memory"
-                                                : folder.substr(0, folder.size() - 1);
-    if (text == folder || text == singular) return kind;
-  }
+  for (const auto& kind : sdk::kBuiltInKinds)
+    if (text == kind.folder() || text == kind.singular()) return kind;
   return std::nullopt;
 }
 
@@ -84,63 +124,66 @@ void Registry::load_directories(const std::vector<fs::path>& dirs, std::size_t r
     for (const auto& entry : fs::directory_iterator(canonical))
       if (entry.is_regular_file() && is_plugin_file(entry.path())) files.push_back(entry.path());
     std::sort(files.begin(), files.end());  // load order must not depend on the file system
-    for (const auto& file : files) load_file(file);
+    for (const auto& file : files) load_or_record(file);
   }
 }
 
 void Registry::load_file(const fs::path& file) {
-  std::error_code ec;
-  if (!fs::exists(file, ec))
-    throw PluginLoadError("plugin library " + file.string() + " not found");
-  auto lib = std::make_shared<boost::dll::shared_library>();
-  try {
-    lib->load(file.string(), boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
-  } catch (const std::exception& e) {
-    throw PluginLoadError("cannot load plugin library " + file.string() + ": " + e.what());
-  }
-  if (!lib->has(sdk::kAbiTagSymbol) || !lib->has(sdk::kInfoSymbol)) {
-    throw PluginLoadError(file.string() + " is not an exprun plugin: it does not export " +
-                          std::string(sdk::kAbiTagSymbol) + " and " + sdk::kInfoSymbol +
-                          " (define the plugin with EXPRUN_PLUGIN(YourClass))");
-  }
-  const std::string tag = lib->get<const char*()>(sdk::kAbiTagSymbol)();
-  const std::string ours = sdk::sdk_abi_tag();
-  if (tag != ours) {
-    throw PluginLoadError(file.string() + " was built for a different ABI: plugin tag \"" + tag +
-                          "\", exprun tag \"" + ours +
-                          "\"; rebuild the plugin against this exprun's SDK");
-  }
-  LoadedPlugin plugin;
-  plugin.info = lib->get<const sdk::PluginInfo*()>(sdk::kInfoSymbol)();
-  plugin.library = lib;
-  plugin.file = file;
-  if (!plugin.info || !plugin.info->schema || std::string(plugin.info->name).empty()) {
-    throw PluginLoadError(file.string() + ": the plugin describes itself incompletely");
-  }
-  plugin.schema = plugin.info->schema();
+  LoadedPlugin plugin = open_library(file);
   const std::string full = plugin.full_name();
   if (auto it = plugins_.find(full); it != plugins_.end()) {
     throw PluginLoadError("two plugins are named " + full + ": " + it->second.file.string() +
                           " and " + file.string() + "; remove one or rename it");
   }
-  keep_loaded_forever(lib);
+  keep_loaded_forever(plugin.library);
   plugins_.emplace(full, std::move(plugin));
 }
 
+void Registry::load_or_record(const fs::path& file) {
+  try {
+    load_file(file);
+  } catch (const PluginLoadError& e) {
+    std::string provides = conventional_full_name(file);
+    // A clash names the plugin itself, whatever the file is called.
+    const std::string clash = "two plugins are named ";
+    const std::string message = e.what();
+    if (message.rfind(clash, 0) == 0)
+      provides = message.substr(clash.size(), message.find(':') - clash.size());
+    unloadable_.push_back({file, message, provides});
+  }
+}
+
+std::string Registry::unloadable_note() const {
+  if (unloadable_.empty()) return "";
+  std::vector<std::string> files;
+  for (const auto& u : unloadable_) files.push_back(u.file.string());
+  return "; " + std::to_string(files.size()) + (files.size() == 1 ? " library" : " libraries") +
+         " could not be loaded (`exprun plugins` says why): " + join(files, ", ");
+}
+
 const LoadedPlugin& Registry::find(sdk::PluginKind kind, const std::string& name) const {
-  const std::string folder = sdk::kind_folder(kind);
-  if (auto it = plugins_.find(folder + "/" + name); it != plugins_.end()) return it->second;
+  const std::string folder = kind.folder();
+  const std::string full = folder + "/" + name;
+  // Checked before the loaded plugins: a broken library of this name may be the one meant,
+  // and another of the same name would then be used without a word.
+  for (const auto& u : unloadable_)
+    if (u.would_provide == full)
+      throw PluginLoadError(full + " comes from a library that could not be loaded: " + u.reason);
+  if (auto it = plugins_.find(full); it != plugins_.end()) return it->second;
   std::vector<std::string> names;
-  for (const auto& [full, plugin] : plugins_)
+  for (const auto& [key, plugin] : plugins_)
     if (plugin.kind() == kind) names.push_back(plugin.name());
-  std::string message =
-      "no " + folder + " plugin named \"" + name + "\"" + did_you_mean(name, names);
+  std::string message = "no " + folder + " plugin named \"" + name + "\"";
+  const std::string close = did_you_mean(name, names);
+  message += close.empty()
+                 ? "; is it in a directory you did not pass? (--plugins DIR or EXPRUN_PLUGIN_PATH)"
+                 : close;
   message += names.empty() ? " (none of this kind is loaded" : " (available: " + join(names, ", ");
   message += "; searched ";
   std::vector<std::string> dirs;
   for (const auto& d : searched_) dirs.push_back(d.string());
   message += dirs.empty() ? "no existing directory" : join(dirs, ", ");
-  throw std::runtime_error(message + ")");
+  throw std::runtime_error(message + unloadable_note() + ")");
 }
 
 const LoadedPlugin& Registry::find(const std::string& qualified_name) const {
@@ -149,8 +192,10 @@ const LoadedPlugin& Registry::find(const std::string& qualified_name) const {
     const std::string kind_text = qualified_name.substr(0, slash);
     const auto kind = parse_kind(kind_text);
     if (!kind) {
-      throw std::runtime_error("unknown plugin kind \"" + kind_text +
-                               "\" (expected datasets, models, losses or memory)");
+      std::vector<std::string> folders;
+      for (const auto& k : kinds()) folders.push_back(k.folder());
+      throw std::runtime_error("unknown plugin kind \"" + kind_text + "\" (expected " +
+                               one_of(folders) + ")");
     }
     return find(*kind, qualified_name.substr(slash + 1));
   }
@@ -160,10 +205,17 @@ const LoadedPlugin& Registry::find(const std::string& qualified_name) const {
     if (plugin.name() == qualified_name) matches.push_back(&plugin);
     bare_names.push_back(plugin.name());
   }
-  if (matches.size() == 1) return *matches.front();
+  if (matches.size() == 1) return find(matches.front()->kind(), qualified_name);
   if (matches.size() > 1) {
     throw std::runtime_error("\"" + qualified_name + "\" names plugins of several kinds; write " +
                              "KIND/" + qualified_name);
+  }
+  for (const auto& u : unloadable_) {
+    const auto u_slash = u.would_provide.find('/');
+    if (u_slash != std::string::npos && u.would_provide.substr(u_slash + 1) == qualified_name) {
+      throw PluginLoadError(u.would_provide +
+                            " comes from a library that could not be loaded: " + u.reason);
+    }
   }
   // Distances are measured on bare names (the user typed one), but the
   // suggestion is the full KIND/NAME so it can be pasted as it stands.
@@ -173,12 +225,31 @@ const LoadedPlugin& Registry::find(const std::string& qualified_name) const {
       if (plugin.name() == close &&
           std::find(suggestions.begin(), suggestions.end(), full) == suggestions.end())
         suggestions.push_back(full);
-  throw std::runtime_error("no plugin named \"" + qualified_name + "\"" + suggest(suggestions));
+  throw std::runtime_error("no plugin named \"" + qualified_name + "\"" + suggest(suggestions) +
+                           unloadable_note());
+}
+
+std::vector<sdk::PluginKind> Registry::kinds() const {
+  std::vector<sdk::PluginKind> out(std::begin(sdk::kBuiltInKinds), std::end(sdk::kBuiltInKinds));
+  std::vector<sdk::PluginKind> others;
+  for (const auto& [full, plugin] : plugins_)
+    if (std::find(out.begin(), out.end(), plugin.kind()) == out.end() &&
+        std::find(others.begin(), others.end(), plugin.kind()) == others.end())
+      others.push_back(plugin.kind());
+  std::sort(others.begin(), others.end());
+  out.insert(out.end(), others.begin(), others.end());
+  return out;
+}
+
+std::optional<sdk::PluginKind> Registry::parse_kind(const std::string& text) const {
+  for (const auto& kind : kinds())
+    if (text == kind.folder() || text == kind.singular()) return kind;
+  return std::nullopt;
 }
 
 std::vector<const LoadedPlugin*> Registry::list() const {
   std::vector<const LoadedPlugin*> out;
-  for (auto kind : kAllKinds)
+  for (const auto& kind : kinds())
     for (const auto& [full, plugin] : plugins_)
       if (plugin.kind() == kind) out.push_back(&plugin);
   return out;
@@ -186,31 +257,6 @@ std::vector<const LoadedPlugin*> Registry::list() const {
 
 sdk::ParamSchema Registry::schema(sdk::PluginKind kind, const std::string& name) const {
   return find(kind, name).schema;
-}
-
-std::shared_ptr<sdk::Dataset> Registry::make_dataset(const std::string& name,
-                                                     const sdk::Params& params,
-                                                     const sdk::DatasetContext& context) const {
-  const auto& plugin = find(sdk::PluginKind::Dataset, name);
-  return plugin.info->make_dataset(params, context);
-}
-
-std::shared_ptr<sdk::Model> Registry::make_model(const std::string& name, const sdk::Params& params,
-                                                 const sdk::ModelContext& context) const {
-  const auto& plugin = find(sdk::PluginKind::Model, name);
-  return plugin.info->make_model(params, context);
-}
-
-std::shared_ptr<sdk::Loss> Registry::make_loss(const std::string& name, const sdk::Params& params,
-                                               const sdk::LossContext& context) const {
-  const auto& plugin = find(sdk::PluginKind::Loss, name);
-  return plugin.info->make_loss(params, context);
-}
-
-std::shared_ptr<sdk::MemoryStrategy> Registry::make_memory(
-    const std::string& name, const sdk::Params& params, const sdk::MemoryContext& context) const {
-  const auto& plugin = find(sdk::PluginKind::Memory, name);
-  return plugin.info->make_memory(params, context);
 }
 
 }  // namespace exprun

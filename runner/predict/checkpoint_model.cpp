@@ -105,7 +105,7 @@ CheckpointModel load_checkpoint_model(const std::filesystem::path& path, const R
   }
   const sdk::Params params = params_from_json(model_config, schema, where + ": models/" + name);
   out.model =
-      registry.make_model(name, params, sdk::ModelContext{spec.num_landmarks, spec.channels});
+      registry.make<sdk::Model>(name, params, sdk::ModelContext{spec.num_landmarks, spec.channels});
   load_model_weights(path, *out.model);
   out.model->to(device);
   out.model->eval();

@@ -16,7 +16,7 @@ void write_epoch_scalars(EventFileWriter& events, const nlohmann::json& epoch_li
   add("val/sd_mm", epoch_line.at("val_sd_mm"));
   for (const auto& [threshold, value] : epoch_line.at("val_sdr").items())
     add("val/sdr_" + threshold + "mm", value);
-  for (const auto& [symbol, metrics] : validation_metrics.at("per_landmark").items())
+  for (const auto& [symbol, metrics] : validation_metrics.at(metrics_json::kPerLandmark).items())
     add("val_landmark_mre_mm/" + symbol, metrics.at("mre"));
   events.flush();
 }

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/metrics.hpp"
 #include "report/event_file_writer.hpp"
 
 namespace exprun {

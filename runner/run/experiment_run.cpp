@@ -12,6 +12,7 @@
 #include "config/config_error.hpp"
 #include "report/report.hpp"
 #include "run/interrupt.hpp"
+#include "run/plugin_record.hpp"
 #include "run/resume.hpp"
 #include "run/run_lock.hpp"
 #include "run/stage_chain.hpp"
@@ -22,6 +23,7 @@
 #include "util/atomic_file.hpp"
 #include "util/fault_injection.hpp"
 #include "util/text.hpp"
+#include "util/timestamp.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
@@ -75,8 +77,6 @@ toml::table to_toml_table(const nlohmann::json& object) {
 }
 
 }  // namespace
-
-std::string utc_timestamp() { return format_utc_now("%Y%m%d-%H%M%S"); }
 
 std::int64_t apply_thread_count(std::int64_t threads) {
   const std::int64_t count =
@@ -154,7 +154,8 @@ bool is_atomic_run_file(const fs::path& relative) {
   const std::string name = relative.filename().string();
   const auto depth = std::distance(relative.begin(), relative.end());
   if (depth == 1)
-    return name == "report.json" || name == "experiment.toml" || name == "resolved.toml";
+    return name == "report.json" || name == "experiment.toml" || name == "resolved.toml" ||
+           name == kPluginRecordFile;
   if (depth == 2) return name == "metrics.jsonl" || name == "curves.png";
   return depth == 3 && relative.parent_path().filename() == "checkpoints" &&
          relative.extension() == ".pt";
@@ -209,6 +210,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     write_file_atomically(outcome.run_dir / "experiment.toml", input);
     write_file_atomically(outcome.run_dir / "resolved.toml",
                           resolved_config_toml(to_json(experiment)));
+    write_plugin_record(outcome.run_dir, plugins_used(experiment, registry));
   }
 
   RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads);

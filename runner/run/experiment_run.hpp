@@ -21,8 +21,6 @@ struct RunOutcome {
 // threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
 std::int64_t apply_thread_count(std::int64_t threads);
 
-// Now, in UTC, as YYYYMMDD-HHMMSS: run ids and tune file names.
-std::string utc_timestamp();
 // <output>/<experiment>/<UTC timestamp>, with -2, -3... when that exists already.
 std::filesystem::path make_run_dir(const std::filesystem::path& output, const std::string& name);
 
@@ -42,8 +40,8 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
                           const std::filesystem::path& run_dir = {}, bool resume = false);
 
 // Whether `relative` (a path inside a run directory) is a file the run writes atomically:
-// report.json, experiment.toml, resolved.toml, STAGE/metrics.jsonl, STAGE/curves.png and
-// STAGE/checkpoints/*.pt. Only their temporaries are taken for leftovers of a crash.
+// report.json, experiment.toml, resolved.toml, plugins.json, STAGE/metrics.jsonl, STAGE/curves.png
+// and STAGE/checkpoints/*.pt. Only their temporaries are taken for leftovers of a crash.
 bool is_atomic_run_file(const std::filesystem::path& relative);
 
 // ConfigError when EXPRUN_FAULT is set to something this experiment never reaches.

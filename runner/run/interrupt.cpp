@@ -1,16 +1,14 @@
 #include "run/interrupt.hpp"
 
-#include <atomic>
 #include <csignal>
 
 namespace exprun {
 namespace {
 
-std::atomic<int> requested{0};
 struct sigaction previous_int, previous_term;
 
 extern "C" void on_stop_signal(int signal) {
-  requested.store(signal);
+  request_interrupt(signal);
   // Back to the default action: a second signal stops the process at once.
   std::signal(signal, SIG_DFL);
 }
@@ -18,7 +16,7 @@ extern "C" void on_stop_signal(int signal) {
 }  // namespace
 
 InterruptGuard::InterruptGuard() {
-  requested.store(0);
+  clear_interrupt_request();
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
@@ -30,7 +28,5 @@ InterruptGuard::~InterruptGuard() {
   sigaction(SIGINT, &previous_int, nullptr);
   sigaction(SIGTERM, &previous_term, nullptr);
 }
-
-int interrupt_signal() { return requested.load(); }
 
 }  // namespace exprun

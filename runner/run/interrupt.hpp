@@ -2,9 +2,12 @@
 // (writing `latest` so the run can be resumed); a second one kills as usual.
 #pragma once
 
+#include "util/interrupt_flag.hpp"
+
 namespace exprun {
 
 // Installs the handlers for the lifetime of the guard and restores the previous ones after.
+// A handled signal raises util/interrupt_flag's request, which the trainer polls.
 class InterruptGuard {
  public:
   InterruptGuard();
@@ -12,8 +15,5 @@ class InterruptGuard {
   InterruptGuard(const InterruptGuard&) = delete;
   InterruptGuard& operator=(const InterruptGuard&) = delete;
 };
-
-// The signal that asked to stop (SIGINT, SIGTERM), or 0.
-int interrupt_signal();
 
 }  // namespace exprun

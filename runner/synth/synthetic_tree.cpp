@@ -145,8 +145,8 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
   for (std::size_t i = 0; i < plan.size(); ++i) {
     splits.push_back(
         {plan[i].folder,
-         registry.make_dataset("synthetic_ceph", params,
-                               sdk::DatasetContext{plan[i].source_split, request.seed})});
+         registry.make<sdk::Dataset>("synthetic_ceph", params,
+                                     sdk::DatasetContext{plan[i].source_split, request.seed})});
   }
 
   // Written beside the target under a hidden name, renamed into place when complete.

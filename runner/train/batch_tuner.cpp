@@ -126,12 +126,6 @@ std::vector<std::int64_t> candidate_micro_batches(std::int64_t effective_batch) 
 TuneResult tune_micro_batch(BuiltStage& stage, const StageConfig& config,
                             const TuneOptions& options,
                             const std::function<void(const TuneTrial&)>& on_trial) {
-  if (config.memory.effective_batch > 1 &&
-      partition_batch(stage.make_strategies(1), config.memory.effective_batch).size() == 1) {
-    throw ConfigError(config.where + ": stages." + config.name +
-                      ".memory.strategies: the batch tuner needs a strategy that splits the "
-                      "batch, or every candidate is the same: add \"gradient_accumulation\"");
-  }
   const auto start = Clock::now();
   TuneResult result;
   result.stage = config.name;

@@ -59,18 +59,7 @@ torch::Tensor landmark_weight_tensor(const LandmarkWeights& weights,
   return torch::tensor(values, torch::kFloat);
 }
 
-std::vector<std::int64_t> partition_batch(
-    const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies, std::int64_t batch_size) {
-  for (const auto& s : strategies) {
-    auto parts = s->partition(batch_size);
-    if (!parts.empty()) return parts;
-  }
-  return {batch_size};
-}
-
-std::vector<std::int64_t> BuiltStage::partition(std::int64_t batch_size) const {
-  return partition_batch(strategies, batch_size);
-}
+EvaluatedModel BuiltStage::evaluated() { return {*model, strategies, *pipeline, device, decode}; }
 
 torch::Device resolve_device(const std::string& device) {
   if (device == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
@@ -94,8 +83,8 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   for (const auto& [split, slot] : {std::pair{stage.data.train_split, &out.train},
                                     std::pair{stage.data.val_split, &out.valid}}) {
     sdk::DatasetContext context{split, experiment.seed};
-    *slot = building(reader,
-                     [&] { return registry.make_dataset(reader.name, reader.params, context); });
+    *slot = building(
+        reader, [&] { return registry.make<sdk::Dataset>(reader.name, reader.params, context); });
     if ((*slot)->size() == 0) {
       throw ConfigError(reader.where + ": " + reader.key_path + ": the " + split +
                         " split of datasets/" + reader.name + " holds no samples");
@@ -111,7 +100,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   torch::manual_seed(mix_seed(experiment.seed, stage_index, 0x30DE1));
   sdk::ModelContext model_context{k, stage.data.channels};
   out.model = building(stage.model, [&] {
-    return registry.make_model(stage.model.name, stage.model.params, model_context);
+    return registry.make<sdk::Model>(stage.model.name, stage.model.params, model_context);
   });
   out.model->to(out.device);
   for (const auto& p : out.model->parameters()) out.parameter_count += p.numel();
@@ -119,7 +108,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
 
   sdk::LossContext loss_context{out.landmarks};
   out.loss = building(stage.loss, [&] {
-    return registry.make_loss(stage.loss.name, stage.loss.params, loss_context);
+    return registry.make<sdk::Loss>(stage.loss.name, stage.loss.params, loss_context);
   });
   out.landmark_weights = landmark_weight_tensor(stage.loss_weights, out.symbols()).to(out.device);
 
@@ -130,8 +119,9 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
     sdk::MemoryContext memory_context{stage.memory.effective_batch, micro_batch, device};
     std::vector<std::shared_ptr<sdk::MemoryStrategy>> strategies;
     for (const auto& choice : stage.memory.strategies) {
-      auto strategy = building(
-          choice, [&] { return registry.make_memory(choice.name, choice.params, memory_context); });
+      auto strategy = building(choice, [&] {
+        return registry.make<sdk::MemoryStrategy>(choice.name, choice.params, memory_context);
+      });
       building(choice, [&] {
         strategy->prepare(*model);
         return 0;
@@ -143,19 +133,6 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   out.decode = parse_decode_method(stage.eval.decode);
   out.micro_batch = stage.memory.micro_batch;
   out.strategies = out.make_strategies(out.micro_batch);
-  const bool splits =
-      partition_batch(out.make_strategies(1), stage.memory.effective_batch).size() > 1;
-  if (stage.memory.effective_batch > 1 && !splits &&
-      (stage.memory.micro_batch_auto || stage.memory.micro_batch < stage.memory.effective_batch)) {
-    const std::string what = stage.memory.micro_batch_auto
-                                 ? std::string("micro_batch = \"auto\"")
-                                 : "micro_batch " + std::to_string(stage.memory.micro_batch) +
-                                       " < effective_batch " +
-                                       std::to_string(stage.memory.effective_batch);
-    throw ConfigError(stage.where + ": stages." + stage.name + ".memory: " + what +
-                      " needs a strategy that splits the batch: add \"gradient_accumulation\" "
-                      "to memory.strategies");
-  }
   if (stage.memory.micro_batch_auto && !stage.memory.budget_bytes && !out.device.is_cuda()) {
     throw ConfigError(stage.where + ": stages." + stage.name +
                       ".memory.budget: micro_batch = \"auto\" on " + out.device.str() +

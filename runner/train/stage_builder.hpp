@@ -14,6 +14,7 @@
 #include "config/experiment.hpp"
 #include "data/heatmap.hpp"
 #include "data/sample_pipeline.hpp"
+#include "eval/evaluator.hpp"
 #include "plugins/registry.hpp"
 
 namespace exprun {
@@ -42,14 +43,9 @@ struct BuiltStage {
   double multiply_adds = 0;  // per image at the input size; 0 when the model cannot say
 
   std::vector<std::string> symbols() const;
-  // Micro-batch sizes of one optimiser step of `batch_size` images: the first strategy that
-  // partitions decides; without one, a single pass.
-  std::vector<std::int64_t> partition(std::int64_t batch_size) const;
+  // The model, strategies and pipeline as the evaluator runs them.
+  EvaluatedModel evaluated();
 };
-
-// The first strategy that partitions a batch decides; without one, a single pass.
-std::vector<std::int64_t> partition_batch(
-    const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies, std::int64_t batch_size);
 
 // K weights in the dataset's landmark order: loss.weights by symbol, 1 for the others. Throws
 // ConfigError for a symbol the dataset does not have, or when every weight is 0.

@@ -1,11 +1,13 @@
-// Trains one stage: epochs of optimiser steps split into micro-batches as the memory strategies
-// say, validation after every epoch, best/latest/epoch_N checkpoints, metrics.jsonl, the
-// progress line. Continues exactly from a checkpoint when resuming, and stops cleanly (writing
+// Trains one stage: epochs of optimiser steps (each split into micro-batches by the step
+// itself), validation after every epoch, and a StageProgress that the stage's listeners turn
+// into checkpoints, metrics.jsonl, TensorBoard events, curves.png, the console line and
+// report.json. Continues exactly from a checkpoint when resuming, and stops cleanly (writing
 // `latest`) when SIGINT or SIGTERM asks.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -13,8 +15,10 @@
 
 #include "config/experiment.hpp"
 #include "train/checkpoint.hpp"
+#include "train/listeners/stage_listeners.hpp"
 #include "train/optimizer_factory.hpp"
 #include "train/stage_builder.hpp"
+#include "train/stage_progress.hpp"
 #include "train/train_step.hpp"
 
 namespace exprun {
@@ -34,34 +38,32 @@ class StageTrainer {
 
   // Returns the stage's section of report.json, with status "completed", or "interrupted"
   // when a stop signal arrived (latest.pt then holds the position). Throws on failure.
-  nlohmann::json run();
+  // extra: listeners told of the stage besides its own outputs (called after them).
+  nlohmann::json run(std::vector<std::unique_ptr<StageListener>> extra = {});
+
+  const StageProgress& progress() const { return progress_; }
 
  private:
-  struct EpochStats {
-    double loss_sum = 0;  // loss x images, summed over the epoch's steps
-    double seconds = 0;
-    std::int64_t images = 0;
-    std::int64_t skipped_steps = 0;
-    std::int64_t steps = 0;  // optimiser steps done in the epoch
-    bool interrupted = false;
-    double loss() const;
-    double images_per_second() const;
-    nlohmann::json to_json() const;
-    static EpochStats from_json(const nlohmann::json& j);
+  struct FinishedEpoch {
+    EpochRecord record;
+    Metrics validation;
+    bool improved = false;
   };
-  EpochStats train_epoch(std::int64_t epoch, EpochStats so_far);
+  EpochStats train_epoch(std::int64_t epoch, EpochStats so_far, const StageListeners& listeners);
+  // Validates and records the epoch in the progress: history, best, final and baseline.
+  FinishedEpoch finish_epoch(std::int64_t epoch, const EpochStats& stats);
+  nlohmann::json finish_stage(const std::string& status, bool mid_epoch,
+                              const StageListeners& listeners);
   StepParts step_parts();
   TrainingState training_state();
-  // Peak bytes of live tensors on the stage's device since the stage began; null if unknown.
-  nlohmann::json peak_memory_json() const;
+  StageListenerContext listener_context();
+  std::optional<std::int64_t> peak_memory() const;
   nlohmann::json stage_report() const;
   // The mean-shape floor: training positions (no augmentation) scored on the validation split.
-  nlohmann::json mean_shape_metrics(const std::vector<SampleMeta>& valid_meta) const;
-  double monitored_value(const nlohmann::json& line) const;
+  Metrics mean_shape_metrics(const std::vector<SampleMeta>& valid_meta) const;
   bool is_better(double value) const;
-  CheckpointInfo checkpoint_info(std::int64_t epoch, const EpochStats& partial) const;
-  void write_checkpoint(const std::string& name, std::int64_t epoch, const EpochStats& partial);
-  void write_epoch_checkpoints(std::int64_t epoch, bool improved);
+  CheckpointInfo checkpoint_info() const;
+  void write_checkpoint(const std::string& name);
 
   const Experiment& experiment_;
   const StageConfig& config_;
@@ -73,23 +75,11 @@ class StageTrainer {
 
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
-  std::int64_t global_step_ = 0;
   std::int64_t steps_per_epoch_ = 0;
-  double elapsed_train_seconds_ = 0;
-  std::int64_t trained_images_ = 0;
+  std::chrono::steady_clock::time_point stage_start_;
   double wall_seconds_ = 0;
-
-  nlohmann::json history_ = nlohmann::json::array();
-  nlohmann::json best_metrics_;
-  nlohmann::json final_metrics_;
-  nlohmann::json baseline_metrics_;
-  std::optional<double> best_value_;
-  std::int64_t best_epoch_ = 0;
-  std::int64_t epochs_done_ = 0;
-  std::vector<std::string> epoch_checkpoints_;  // epoch_N.pt kept, oldest first
-  EpochStats unfinished_;                       // a resumed epoch's steps before the interrupt
-  nlohmann::json resumed_ = nlohmann::json::array();
   std::string status_ = "running";
+  StageProgress progress_;
 };
 
 }  // namespace exprun

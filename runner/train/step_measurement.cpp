@@ -28,7 +28,7 @@ StepMeasurement measure_training_steps(BuiltStage& stage, const StageConfig& con
                                        int timed_steps) {
   StepMeasurement out;
   auto strategies = stage.make_strategies(micro_batch);
-  out.passes = partition_batch(strategies, config.memory.effective_batch);
+  out.passes = micro_batch_passes(config.memory.effective_batch, micro_batch);
   auto optimizer = make_optimizer(config.optimizer, stage.model->parameters());
   StepParts parts{*stage.model, *stage.loss, strategies, stage.landmark_weights, stage.device};
 
@@ -46,8 +46,7 @@ StepMeasurement measure_training_steps(BuiltStage& stage, const StageConfig& con
   stage.model->train();
   auto step = [&] {
     auto next = loader.next();
-    optimisation_step(parts, *optimizer, partition_batch(strategies, next->size()), next->images,
-                      next->heatmaps);
+    optimisation_step(parts, *optimizer, micro_batch, next->images, next->heatmaps);
   };
   for (int i = 0; i < warmup_steps; ++i) step();
   synchronize(stage.device);

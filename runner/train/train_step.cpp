@@ -1,15 +1,31 @@
 #include "train/train_step.hpp"
 
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
 namespace exprun {
 
+std::vector<std::int64_t> micro_batch_passes(std::int64_t batch_size, std::int64_t micro_batch) {
+  if (micro_batch < 1) {
+    throw std::invalid_argument("micro-batch " + std::to_string(micro_batch) +
+                                ": a step needs at least one image per pass");
+  }
+  std::vector<std::int64_t> sizes;
+  for (std::int64_t left = batch_size; left > 0; left -= micro_batch) {
+    sizes.push_back(std::min(left, micro_batch));
+  }
+  return sizes;
+}
+
 StepResult optimisation_step(const StepParts& parts, torch::optim::Optimizer& optimizer,
-                             const std::vector<std::int64_t>& passes, const torch::Tensor& images,
+                             std::int64_t micro_batch, const torch::Tensor& images,
                              const torch::Tensor& targets) {
   const std::int64_t batch = images.size(0);
   optimizer.zero_grad();
   double loss_sum = 0;
   std::int64_t offset = 0;
-  for (std::int64_t micro : passes) {
+  for (std::int64_t micro : micro_batch_passes(batch, micro_batch)) {
     auto x = images.narrow(0, offset, micro).to(parts.device);
     auto y = targets.narrow(0, offset, micro).to(parts.device);
     offset += micro;

@@ -41,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             plugin.schema(), {{"root", root.string()}, {"annotator", std::string("senior")}});
         exprun::sdk::DatasetContext context;
         context.split = "train";
-        const auto dataset = plugin.make_dataset(params, context);
+        const auto dataset =
+            exprun::sdk::make_plugin<exprun::sdk::Dataset>(plugin, params, context);
         for (std::size_t i = 0; i < dataset->size(); ++i) {
           const exprun::sdk::Sample sample = dataset->get(i);
           if (!torch::isfinite(sample.landmarks).all().item<bool>())

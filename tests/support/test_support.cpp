@@ -1,4 +1,5 @@
 #include "test_support.hpp"
+#include "plugins/registry.hpp"
 
 #include <unistd.h>
 

@@ -144,7 +144,9 @@ std::size_t line_of(const std::string& text, const std::string& needle);
 
 // ---------------------------------------------------------------- plugins
 
-#include "plugins/registry.hpp"
+namespace exprun {
+class Registry;  // plugins/registry.hpp; kept out so this header stays free of torch
+}  // namespace exprun
 
 namespace exprun::test {
 

@@ -12,11 +12,11 @@ namespace {
 
 using namespace exprun::sdk;
 
-std::unique_ptr<Dataset> make(const std::string& split, std::uint64_t seed,
+std::shared_ptr<Dataset> make(const std::string& split, std::uint64_t seed,
                               std::map<std::string, ParamValue> given = {}) {
   const auto* info = exprun_plugin_info();
-  return info->make_dataset(Params::resolve(info->schema(), std::move(given)),
-                            DatasetContext{split, seed});
+  return make_plugin<Dataset>(*info, Params::resolve(info->schema(), std::move(given)),
+                              DatasetContext{split, seed});
 }
 
 const std::map<std::string, ParamValue> kSmall = {{"train_count", std::int64_t{24}},

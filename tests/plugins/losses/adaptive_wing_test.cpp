@@ -13,9 +13,9 @@ namespace {
 
 using namespace exprun::sdk;
 
-std::unique_ptr<Loss> make(std::map<std::string, ParamValue> given = {}) {
+std::shared_ptr<Loss> make(std::map<std::string, ParamValue> given = {}) {
   const auto* info = exprun_plugin_info();
-  return info->make_loss(Params::resolve(info->schema(), std::move(given)), LossContext{});
+  return make_plugin<Loss>(*info, Params::resolve(info->schema(), std::move(given)), LossContext{});
 }
 
 // The loss of one 1x1 heatmap: exactly the per-pixel formula.

@@ -48,10 +48,11 @@ class NoPartsModel : public Model {
   std::int64_t output_stride() const override { return 1; }
 };
 
-std::unique_ptr<MemoryStrategy> make_strategy(std::vector<std::string> parts) {
+std::shared_ptr<MemoryStrategy> make_strategy(std::vector<std::string> parts) {
   const auto* info = exprun_plugin_info();
   std::map<std::string, ParamValue> given{{"parts", std::move(parts)}};
-  return info->make_memory(Params::resolve(info->schema(), std::move(given)), MemoryContext{});
+  return make_plugin<MemoryStrategy>(*info, Params::resolve(info->schema(), std::move(given)),
+                                     MemoryContext{});
 }
 
 struct PassResult {

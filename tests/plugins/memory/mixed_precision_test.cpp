@@ -12,9 +12,10 @@ namespace {
 
 using namespace exprun::sdk;
 
-std::unique_ptr<MemoryStrategy> make(std::map<std::string, ParamValue> given) {
+std::shared_ptr<MemoryStrategy> make(std::map<std::string, ParamValue> given) {
   const auto* info = exprun_plugin_info();
-  return info->make_memory(Params::resolve(info->schema(), std::move(given)), MemoryContext{});
+  return make_plugin<MemoryStrategy>(*info, Params::resolve(info->schema(), std::move(given)),
+                                     MemoryContext{});
 }
 
 TEST(MixedPrecision, AutocastsToBf16OnlyInsideTheForwardScope) {

@@ -17,8 +17,8 @@ using Given = std::map<std::string, ParamValue>;
 std::shared_ptr<Model> make(std::map<std::string, ParamValue> given, std::int64_t landmarks,
                             std::int64_t channels) {
   const auto* info = exprun_plugin_info();
-  return info->make_model(Params::resolve(info->schema(), std::move(given)),
-                          ModelContext{landmarks, channels});
+  return make_plugin<Model>(*info, Params::resolve(info->schema(), std::move(given)),
+                            ModelContext{landmarks, channels});
 }
 
 std::int64_t parameter_count(const Model& model) {

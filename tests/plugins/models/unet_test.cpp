@@ -17,8 +17,8 @@ using Given = std::map<std::string, ParamValue>;
 
 std::shared_ptr<Model> make(Given given, std::int64_t landmarks = 3, std::int64_t channels = 1) {
   const auto* info = exprun_plugin_info();
-  return info->make_model(Params::resolve(info->schema(), std::move(given)),
-                          ModelContext{landmarks, channels});
+  return make_plugin<Model>(*info, Params::resolve(info->schema(), std::move(given)),
+                            ModelContext{landmarks, channels});
 }
 
 // width 2, depth 2: levels of 2, 4 and 8 channels.

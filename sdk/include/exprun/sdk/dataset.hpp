@@ -35,6 +35,7 @@ struct DatasetContext {
 
 class Dataset {
  public:
+  using PluginInterface = Dataset;  // its kind: PluginKindTraits<Dataset>
   virtual ~Dataset() = default;
   virtual std::size_t size() const = 0;
   // Must be safe to call from several threads at once: the pipeline's workers do.

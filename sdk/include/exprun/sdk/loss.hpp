@@ -15,6 +15,7 @@ struct LossContext {
 
 class Loss {
  public:
+  using PluginInterface = Loss;  // its kind: PluginKindTraits<Loss>
   virtual ~Loss() = default;
   // predicted, target: N x K x H x W. landmark_weights: K, float, on the same device; the
   // runner passes ones unless the experiment weights landmarks. Returns the mean over the

@@ -1,5 +1,7 @@
-// Memory strategies change how one optimisation step uses memory. The trainer calls every
-// strategy of a stage at each hook, in the order the experiment lists them.
+// Memory strategies change how one optimisation step uses memory (precision, activation
+// checkpointing). The trainer calls every strategy of a stage at each hook, in the order the
+// experiment lists them. Splitting a step into micro-batches is the trainer's own job
+// (memory.micro_batch), not a strategy's.
 #pragma once
 
 #include <torch/torch.h>
@@ -26,14 +28,9 @@ class ForwardScope {
 
 class MemoryStrategy {
  public:
+  using PluginInterface = MemoryStrategy;  // its kind: PluginKindTraits<MemoryStrategy>
   virtual ~MemoryStrategy() = default;
 
-  // Sizes of the forward/backward passes one optimiser step of `batch_size` images is split
-  // into; empty when this strategy has no say. Sizes sum to batch_size.
-  virtual std::vector<std::int64_t> partition(std::int64_t batch_size) const {
-    (void)batch_size;
-    return {};
-  }
   // Called once after the model is built and moved to its device.
   virtual void prepare(Model& model) { (void)model; }
   virtual std::unique_ptr<ForwardScope> enter_forward() { return nullptr; }

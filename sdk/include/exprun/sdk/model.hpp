@@ -17,6 +17,7 @@ struct ModelContext {
 
 class Model : public torch::nn::Module {
  public:
+  using PluginInterface = Model;  // its kind: PluginKindTraits<Model>
   // images: N x C x H x W float in [0, 1]; returns N x K x H/s x W/s with s = output_stride().
   virtual torch::Tensor forward(const torch::Tensor& images) = 0;
   virtual std::int64_t output_stride() const = 0;

@@ -11,3 +11,4 @@
 #include "exprun/sdk/params.hpp"
 #include "exprun/sdk/plugin.hpp"
 #include "exprun/sdk/state_dict.hpp"
+// Not included here: exprun/sdk/testing.hpp, for a plugin's unit tests only.

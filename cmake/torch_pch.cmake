@@ -1,0 +1,70 @@
+# The shared precompiled <torch/torch.h>, given only to the translation units that reach torch.
+# Forcing it into one that does not costs seconds of loading for nothing, and CMake can only
+# switch a precompiled header per target or per source, not per "includes X": so the includes
+# are scanned here, following the project's own headers (quoted, and <exprun/sdk/...>) down to
+# a LibTorch header. <torch/version.h> alone (the ABI tag's) is a few macros and does not count.
+set(EXPRUN_PCH_INCLUDE_ROOTS ${CMAKE_CURRENT_SOURCE_DIR}/runner
+  ${CMAKE_CURRENT_SOURCE_DIR}/sdk/include ${CMAKE_CURRENT_SOURCE_DIR}/tests/support
+  ${CMAKE_CURRENT_SOURCE_DIR}/plugins/datasets/common)
+
+# Sets out_var to TRUE when `file` includes, directly or through project headers, LibTorch.
+function(exprun_reaches_torch file out_var)
+  get_property(known GLOBAL PROPERTY "exprun_reaches_torch:${file}" SET)
+  if(known)
+    get_property(result GLOBAL PROPERTY "exprun_reaches_torch:${file}")
+    set(${out_var} ${result} PARENT_SCOPE)
+    return()
+  endif()
+  # Provisional answer, so that include cycles end.
+  set_property(GLOBAL PROPERTY "exprun_reaches_torch:${file}" FALSE)
+  file(STRINGS ${file} includes REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
+  get_filename_component(file_dir ${file} DIRECTORY)
+  set(result FALSE)
+  foreach(line IN LISTS includes)
+    if(line MATCHES "[<\"](ATen|c10|caffe2)/" OR
+       (line MATCHES "[<\"]torch/" AND NOT line MATCHES "[<\"]torch/version\\.h"))
+      set(result TRUE)
+      break()
+    endif()
+    if(NOT line MATCHES "[<\"]([^>\"]+)[>\"]")
+      continue()
+    endif()
+    set(name ${CMAKE_MATCH_1})
+    foreach(root ${file_dir} ${EXPRUN_PCH_INCLUDE_ROOTS})
+      if(EXISTS ${root}/${name} AND NOT IS_DIRECTORY ${root}/${name})
+        exprun_reaches_torch(${root}/${name} included)
+        if(included)
+          set(result TRUE)
+        endif()
+        break()
+      endif()
+    endforeach()
+    if(result)
+      break()
+    endif()
+  endforeach()
+  set_property(GLOBAL PROPERTY "exprun_reaches_torch:${file}" ${result})
+  set(${out_var} ${result} PARENT_SCOPE)
+endfunction()
+
+add_library(exprun_pch OBJECT cmake/pch_anchor.cpp)
+target_link_libraries(exprun_pch PRIVATE torch)
+target_precompile_headers(exprun_pch PRIVATE <torch/torch.h>)
+
+function(exprun_use_pch target)
+  target_precompile_headers(${target} REUSE_FROM exprun_pch)
+  get_target_property(sources ${target} SOURCES)
+  get_target_property(source_dir ${target} SOURCE_DIR)
+  foreach(src IN LISTS sources)
+    if(NOT IS_ABSOLUTE ${src})
+      set(src ${source_dir}/${src})
+    endif()
+    if(NOT src MATCHES "\\.(cpp|cc|cxx)$")
+      continue()
+    endif()
+    exprun_reaches_torch(${src} uses_torch)
+    if(NOT uses_torch)
+      set_source_files_properties(${src} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+    endif()
+  endforeach()
+endfunction()

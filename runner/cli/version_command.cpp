@@ -1,0 +1,52 @@
+// `exprun version`: what a plugin must be built alike with. The first line stays
+// "exprun <version> ..." for scripts; the rest names the compiler and flags the SDK was built
+// with, which the ABI tag checks at load time.
+#include <exprun/sdk/abi.hpp>
+
+#include <iostream>
+
+#include "cli/cli_common.hpp"
+#include "cli/commands.hpp"
+
+namespace exprun::cli {
+namespace {
+
+const char* compiler_name() {
+#if defined(__clang__)
+  return "clang";
+#elif defined(__GNUC__)
+  return "gcc";
+#else
+  return "unknown";
+#endif
+}
+
+}  // namespace
+
+int version_command(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] != "--help" && args[0] != "-h") {
+    std::cerr << "exprun: error: version takes no arguments, found '" << args[0] << "'\n";
+    return kUsageError;
+  }
+  if (!args.empty()) {
+    std::cout << "exprun version\n\nPrints exprun's version and how it and its SDK were built: "
+                 "LibTorch, CUDA code, compiler, C++ standard and ABI flags.\n";
+    return kOk;
+  }
+  std::cout << "exprun " << EXPRUN_VERSION << " (LibTorch " << TORCH_VERSION << ", CUDA code "
+            << (EXPRUN_WITH_CUDA ? "compiled" : "not compiled") << ")\n";
+  std::cout << "sdk:                    " << EXPRUN_SDK_VERSION_MAJOR << "."
+            << EXPRUN_SDK_VERSION_MINOR << "\n";
+  std::cout << "compiler:               " << compiler_name() << " " << __VERSION__ << "\n";
+  std::cout << "C++ standard:           __cplusplus " << __cplusplus << "L\n";
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+  std::cout << "_GLIBCXX_USE_CXX11_ABI: " << _GLIBCXX_USE_CXX11_ABI << "\n";
+#else
+  std::cout << "_GLIBCXX_USE_CXX11_ABI: not defined (not libstdc++)\n";
+#endif
+  // The SDK library's own tag, which every plugin's must equal.
+  std::cout << "abi tag:                " << sdk::sdk_abi_tag() << "\n";
+  return kOk;
+}
+
+}  // namespace exprun::cli
