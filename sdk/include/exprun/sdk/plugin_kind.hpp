@@ -28,6 +28,7 @@ class PluginKind {
   friend constexpr bool operator==(const PluginKind& a, const PluginKind& b) {
     return std::string_view(a.folder_) == std::string_view(b.folder_);
   }
+  friend constexpr bool operator!=(const PluginKind& a, const PluginKind& b) { return !(a == b); }
   // For sorted lists of kinds. (No <=>: the header is also compiled as C++17 by clang, for
   // the fuzz targets.)
   friend constexpr bool operator<(const PluginKind& a, const PluginKind& b) {
