@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
 # Installs the Debian packages exprun needs when they are missing, then configures and builds
-# it in build/ (or $EXPRUN_BUILD_DIR). Safe to run again: it only installs what is missing and
-# the build is incremental.
+# it. Safe to run again: it only installs and fetches what is missing and the build is
+# incremental. Two LibTorch flavours (docs/libtorch.md):
 #
-#   scripts/setup.sh                        # CPU LibTorch from Debian
+#   scripts/setup.sh                        # Debian's LibTorch 1.13 (CPU), in build/
+#   EXPRUN_TORCH=wheel scripts/setup.sh     # LibTorch 2.x with CUDA from the torch wheel,
+#                                           # in build-wheel/ (needs the CUDA toolkit)
+#   EXPRUN_TORCH=wheel EXPRUN_TORCH_VERSION=2.12.0 scripts/setup.sh   # another wheel
+#   EXPRUN_TORCH=/path/to/libtorch scripts/setup.sh   # any unpacked LibTorch, in build-custom/
+#   EXPRUN_BUILD_DIR=dir                    # another build folder
 #   EXPRUN_CCACHE=0 scripts/setup.sh        # without ccache (used when installed)
-#   EXPRUN_CMAKE_ARGS="-DCMAKE_PREFIX_PATH=/path/to/libtorch" scripts/setup.sh   # CUDA LibTorch
+#   EXPRUN_CMAKE_ARGS="..."                 # more CMake arguments
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-build_dir="${EXPRUN_BUILD_DIR:-build}"
+flavour="${EXPRUN_TORCH:-debian}"
+case "$flavour" in
+  debian) default_build=build ;;
+  wheel) default_build=build-wheel ;;
+  /*) default_build=build-custom ;;
+  *)
+    echo "setup: EXPRUN_TORCH=$flavour: expected debian, wheel or an absolute path to a LibTorch" >&2
+    exit 2
+    ;;
+esac
+build_dir="${EXPRUN_BUILD_DIR:-$default_build}"
 
 packages=(
   cmake ninja-build g++ pkg-config
-  libtorch-dev            # LibTorch 1.13 (CPU)
   libtomlplusplus-dev     # experiment files
   libboost-dev            # Boost.DLL (header-only) for plugin loading
   libboost-program-options-dev
@@ -25,6 +39,13 @@ packages=(
   libclang-rt-14-dev      # tests: clang's libFuzzer, ASan and UBSan runtimes
   llvm                    # tests: llvm-symbolizer, for file:line in sanitizer stacks
 )
+
+# Debian's LibTorch only for its own flavour: the wheel brings its own.
+if [[ $flavour == debian ]]; then
+  packages+=(libtorch-dev)  # LibTorch 1.13 (CPU)
+else
+  packages+=(python3-pip unzip)  # the wheel flavour fetches and unpacks wheels
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -53,7 +74,21 @@ if [[ ${EXPRUN_CCACHE:-1} != 0 ]] && command -v ccache >/dev/null; then
   launcher=("-DCMAKE_CXX_COMPILER_LAUNCHER=env;CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime;ccache")
 fi
 
+torch_args=()
+case "$flavour" in
+  wheel)
+    torch_root="$(scripts/fetch-torch-wheel.sh)"
+    extra_libs="$(find "$torch_root/nvidia" -type d -name lib 2>/dev/null | sort | paste -sd ';')"
+    torch_args=("-DCMAKE_PREFIX_PATH=$torch_root/torch/share/cmake"
+      "-DEXPRUN_TORCH_EXTRA_LIB_DIR=$extra_libs")
+    ;;
+  /*)
+    torch_args=("-DCMAKE_PREFIX_PATH=$flavour/share/cmake")
+    ;;
+esac
+
 # shellcheck disable=SC2086  # EXPRUN_CMAKE_ARGS is a list of arguments on purpose
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" ${EXPRUN_CMAKE_ARGS:-}
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
+  "${torch_args[@]}" ${EXPRUN_CMAKE_ARGS:-}
 cmake --build "$build_dir" -j "$(nproc)"
 echo "setup: built $build_dir/exprun"

@@ -11,6 +11,7 @@
 #include "train/checkpoint.hpp"
 #include "train/stage_builder.hpp"
 #include "util/atomic_file.hpp"
+#include "util/fp32_precision.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -117,6 +118,7 @@ int eval_command(const std::vector<std::string>& args) {
                         join(symbols, ", "));
     }
     load_model_weights(checkpoint, *built.model);
+    use_full_fp32_on_cuda();
 
     std::printf("evaluating %s (stage %s, epoch %lld) on %s: %zu images, decode %s, %s\n",
                 checkpoint.c_str(), stage.name.c_str(), static_cast<long long>(info.epoch),

@@ -9,6 +9,7 @@
 #include "run/experiment_run.hpp"
 #include "train/stage_builder.hpp"
 #include "util/atomic_file.hpp"
+#include "util/fp32_precision.hpp"
 
 namespace exprun::cli {
 
@@ -49,6 +50,7 @@ int predict_command(const std::vector<std::string>& args) {
       throw po::error(std::string("--device: ") + e.what());
     }
     apply_thread_count(threads);
+    use_full_fp32_on_cuda();
     Registry registry;
     load_registry(registry, common);
     const CheckpointModel model = load_checkpoint_model(checkpoint, registry, device);

@@ -7,6 +7,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "util/cuda_build.hpp"
 
 namespace exprun::cli {
 namespace {
@@ -30,7 +31,8 @@ int version_command(const std::vector<std::string>& args) {
   }
   if (!args.empty()) {
     std::cout << "exprun version\n\nPrints exprun's version and how it and its SDK were built: "
-                 "LibTorch, CUDA code, compiler, C++ standard and ABI flags.\n";
+                 "LibTorch, CUDA code, compiler, C++ standard and ABI flags, and the CUDA and "
+                 "cuDNN versions LibTorch was built with.\n";
     return kOk;
   }
   std::cout << "exprun " << EXPRUN_VERSION << " (LibTorch " << TORCH_VERSION << ", CUDA code "
@@ -46,6 +48,16 @@ int version_command(const std::vector<std::string>& args) {
 #endif
   // The SDK library's own tag, which every plugin's must equal.
   std::cout << "abi tag:                " << sdk::sdk_abi_tag() << "\n";
+  const CudaBuildInfo cuda = cuda_build_info();
+  std::cout << "cuda:                   ";
+  if (cuda.cuda_version) {
+    std::cout << *cuda.cuda_version << " (" << cuda.cuda_devices << " device"
+              << (cuda.cuda_devices == 1 ? "" : "s") << " visible)\n";
+  } else {
+    std::cout << "not compiled\n";
+  }
+  std::cout << "cudnn:                  "
+            << (cuda.cudnn_version ? *cuda.cudnn_version : std::string("not compiled")) << "\n";
   return kOk;
 }
 

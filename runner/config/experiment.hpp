@@ -114,6 +114,8 @@ struct StageConfig {
   std::string name;
   std::int64_t epochs = 1;
   std::string device = "auto";
+  bool cudnn_benchmark = false;  // cuDNN tries its algorithms per input shape, keeps the fastest
+  bool channels_last = false;    // 4-d weights and the input batches in NHWC memory format
   DataConfig data;
   PluginChoice model;
   PluginChoice loss;

@@ -336,6 +336,12 @@ const KeyTable<StageConfig>& stage_keys() {
                 s.device = read_device_value(r);
               },
               [](const StageConfig& s, Json& out) { out["device"] = s.device; }),
+          field(bool_spec("cudnn_benchmark", false,
+                          "CUDA: cuDNN times its convolution algorithms, keeps the fastest"),
+                &StageConfig::cudnn_benchmark),
+          field(bool_spec("channels_last", false,
+                          "weights and input batches in channels-last (NHWC) memory format"),
+                &StageConfig::channels_last),
           table_key<StageConfig>(
               "data", "the dataset plugin and the runner's pipeline", "",
               [](TableReader& stage, StageConfig& s, const ReadContext& context) {

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <exprun/sdk/torch_compat.hpp>
+
 #if EXPRUN_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -54,9 +56,9 @@ void release(void* data) {
   c.inner_deleter(data);
 }
 
-class CountingCpuAllocator final : public c10::Allocator {
+class CountingCpuAllocator final : public sdk::compat::AllocatorBase {
  public:
-  c10::DataPtr allocate(size_t bytes) const override {
+  c10::DataPtr allocate_bytes(size_t bytes) const override {
     auto& c = counters();
     c10::DataPtr inner = c.inner->allocate(bytes);
     void* data = inner.get();
@@ -102,10 +104,8 @@ std::optional<MemoryReading> read_memory(const torch::Device& device) {
 #if EXPRUN_WITH_CUDA
   if (device.is_cuda()) {
     const int index = device.has_index() ? device.index() : c10::cuda::current_device();
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
-    const auto& allocated = stats.allocated_bytes[static_cast<std::size_t>(
-        c10::cuda::CUDACachingAllocator::StatType::AGGREGATE)];
-    return MemoryReading{allocated.current, allocated.peak};
+    const auto bytes = sdk::compat::cuda_allocator_bytes(index);
+    return MemoryReading{bytes.allocated, bytes.allocated_peak};
   }
 #endif
   return std::nullopt;
@@ -133,11 +133,8 @@ std::optional<std::int64_t> free_device_memory(const torch::Device& device) {
     if (cudaMemGetInfo(&free, &total) != cudaSuccess) return std::nullopt;
     // Blocks the caching allocator holds but no tensor uses are free to this process too.
     const int index = device.has_index() ? device.index() : c10::cuda::current_device();
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
-    const auto aggregate =
-        static_cast<std::size_t>(c10::cuda::CUDACachingAllocator::StatType::AGGREGATE);
-    const std::int64_t cached_unused =
-        stats.reserved_bytes[aggregate].current - stats.allocated_bytes[aggregate].current;
+    const auto bytes = sdk::compat::cuda_allocator_bytes(index);
+    const std::int64_t cached_unused = bytes.reserved - bytes.allocated;
     return static_cast<std::int64_t>(free) + cached_unused;
   }
 #endif

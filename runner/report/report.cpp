@@ -7,17 +7,22 @@
 #include <thread>
 
 #include "util/atomic_file.hpp"
+#include "util/cuda_build.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
 nlohmann::json environment_json(std::int64_t threads) {
-  return {{"exprun_version", EXPRUN_VERSION},
-          {"libtorch_version", TORCH_VERSION},
-          {"cuda_compiled", EXPRUN_WITH_CUDA == 1},
-          {"cuda_available", torch::cuda::is_available()},
-          {"cuda_devices", torch::cuda::device_count()},
-          {"threads", threads},
-          {"hardware_threads", std::thread::hardware_concurrency()}};
+  const CudaBuildInfo cuda = cuda_build_info();
+  nlohmann::json out = {{"exprun_version", EXPRUN_VERSION},
+                        {"libtorch_version", TORCH_VERSION},
+                        {"cuda_compiled", cuda.cuda_compiled},
+                        {"cuda_available", cuda.cuda_available},
+                        {"cuda_devices", cuda.cuda_devices},
+                        {"threads", threads},
+                        {"hardware_threads", std::thread::hardware_concurrency()}};
+  if (cuda.cuda_version) out["cuda_version"] = *cuda.cuda_version;
+  if (cuda.cudnn_version) out["cudnn_version"] = *cuda.cudnn_version;
+  return out;
 }
 
 RunReport::RunReport(const Experiment& experiment, std::string run_id, std::filesystem::path path,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "config/config_compat.hpp"
 #include "config/config_error.hpp"
 #include "report/json_fields.hpp"
 #include "train/checkpoint.hpp"
@@ -102,9 +103,31 @@ nlohmann::json read_run_to_resume(const fs::path& run_dir, const Experiment& exp
   check_carried_fields(file, report);
   const nlohmann::json before = resumable_config(report["config"]);
   const nlohmann::json now = resumable_config(to_json(experiment));
-  if (before != now) {
+  // Stage keys exprun added since the run was written, at the value the run had, are no
+  // difference (config/config_compat.hpp); everything else is.
+  std::vector<nlohmann::json> changes;
+  const bool same_stage_count = before["stages"].size() == now["stages"].size();
+  for (const auto& change : nlohmann::json::diff(before, now)) {
+    const std::string path = change["path"].get<std::string>();
+    if (same_stage_count && path.rfind("/stages/", 0) == 0) continue;  // compared below
+    changes.push_back(change);
+  }
+  if (same_stage_count) {
+    for (std::size_t i = 0; i < now["stages"].size(); ++i) {
+      const std::vector<std::string> differing =
+          resume_config_differences(before["stages"][i], now["stages"][i]);
+      for (const auto& change : nlohmann::json::diff(before["stages"][i], now["stages"][i])) {
+        const std::string path = change["path"].get<std::string>();
+        if (std::find(differing.begin(), differing.end(), path) == differing.end()) continue;
+        nlohmann::json staged = change;
+        staged["path"] = "/stages/" + std::to_string(i) + path;
+        changes.push_back(staged);
+      }
+    }
+  }
+  if (!changes.empty()) {
     std::string keys;
-    for (const auto& change : nlohmann::json::diff(before, now)) {
+    for (const auto& change : changes) {
       keys += "\n  " + change["op"].get<std::string>() + " " + change["path"].get<std::string>();
     }
     throw std::runtime_error("cannot resume " + run_dir.string() +

@@ -1,6 +1,7 @@
 #include "train/checkpoint.hpp"
 
 #include "train/archive_declarations.hpp"
+#include "train/optimizer_state.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -109,6 +110,11 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive) {
   for (const auto& title : read_value(archive, "exprun.landmark_titles").toListRef())
     info.landmark_titles.push_back(title.toStringRef());
   info.trainer_state = parse_json_text(str("exprun.trainer_state"), "exprun.trainer_state");
+  c10::IValue libtorch;
+  if (archive.try_read("exprun.libtorch_version", libtorch)) {
+    if (!libtorch.isString()) throw std::runtime_error("exprun.libtorch_version is not a string");
+    info.libtorch_version = libtorch.toStringRef();
+  }
   return info;
 }
 
@@ -162,6 +168,7 @@ void save_checkpoint(const fs::path& path, const TrainingState& state, const Che
   archive.write("exprun.landmark_titles",
                 c10::IValue(c10::List<std::string>(info.landmark_titles)));
   archive.write("exprun.trainer_state", c10::IValue(info.trainer_state.dump()));
+  archive.write("exprun.libtorch_version", c10::IValue(std::string(TORCH_VERSION)));
   torch::serialize::OutputArchive model_archive;
   state.model.save(model_archive);
   archive.write("model", model_archive);
@@ -226,7 +233,7 @@ CheckpointInfo load_training_state(const fs::path& path, const TrainingState& st
     state.model.load(model_archive);
     torch::serialize::InputArchive optimizer_archive;
     a.read("optimizer", optimizer_archive);
-    state.optimizer.load(optimizer_archive);
+    load_optimizer_state(state.optimizer, optimizer_archive);
     for (std::size_t i = 0; i < state.strategies.size(); ++i) {
       torch::serialize::InputArchive strategy_archive;
       a.read("memory." + std::to_string(i), strategy_archive);

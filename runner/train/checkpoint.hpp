@@ -41,6 +41,9 @@ struct CheckpointInfo {
   // The trainer's own record (history, best metrics, sums of an unfinished epoch), kept as
   // JSON so that a resumed run reports exactly what an uninterrupted one would.
   nlohmann::json trainer_state = nlohmann::json::object();
+  // The LibTorch that wrote the file (TORCH_VERSION); empty for files from before exprun
+  // recorded it, which were all written by 1.13.
+  std::string libtorch_version;
 };
 
 // What a checkpoint restores besides its metadata.

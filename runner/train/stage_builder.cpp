@@ -59,6 +59,18 @@ torch::Tensor landmark_weight_tensor(const LandmarkWeights& weights,
   return torch::tensor(values, torch::kFloat);
 }
 
+void use_channels_last(torch::nn::Module& model) {
+  torch::NoGradGuard no_grad;
+  // LibTorch's C++ Module::to takes no memory format (Python's does); set_data keeps each
+  // parameter the same autograd leaf, so optimisers built afterwards see the NHWC tensors.
+  for (auto& p : model.parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+  for (auto& b : model.buffers()) {
+    if (b.dim() == 4) b.set_data(b.contiguous(torch::MemoryFormat::ChannelsLast));
+  }
+}
+
 EvaluatedModel BuiltStage::evaluated() { return {*model, strategies, *pipeline, device, decode}; }
 
 torch::Device resolve_device(const std::string& device) {
@@ -103,6 +115,13 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
     return registry.make<sdk::Model>(stage.model.name, stage.model.params, model_context);
   });
   out.model->to(out.device);
+  // A stage sets cuDNN's autotuning for itself: the flag is process-wide, and the next stage
+  // may want it off.
+  at::globalContext().setBenchmarkCuDNN(stage.cudnn_benchmark);
+  if (stage.channels_last) {
+    out.input_format = torch::MemoryFormat::ChannelsLast;
+    use_channels_last(*out.model);
+  }
   for (const auto& p : out.model->parameters()) out.parameter_count += p.numel();
   out.multiply_adds = out.model->multiply_adds(stage.data.input_height, stage.data.input_width);
 

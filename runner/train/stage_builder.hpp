@@ -21,6 +21,8 @@ namespace exprun {
 
 struct BuiltStage {
   torch::Device device = torch::kCPU;
+  // channels_last: the model's 4-d weights are NHWC, and batches are made so to match.
+  torch::MemoryFormat input_format = torch::MemoryFormat::Contiguous;
   std::shared_ptr<sdk::Dataset> train;
   std::shared_ptr<sdk::Dataset> valid;
   std::vector<sdk::LandmarkInfo> landmarks;
@@ -46,6 +48,9 @@ struct BuiltStage {
   // The model, strategies and pipeline as the evaluator runs them.
   EvaluatedModel evaluated();
 };
+
+// Puts the model's 4-d parameters and buffers in channels-last memory format, in place.
+void use_channels_last(torch::nn::Module& model);
 
 // K weights in the dataset's landmark order: loss.weights by symbol, 1 for the others. Throws
 // ConfigError for a symbol the dataset does not have, or when every weight is 0.

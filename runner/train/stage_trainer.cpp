@@ -9,6 +9,7 @@
 #include "eval/evaluator.hpp"
 #include "eval/mean_shape.hpp"
 #include "memory/memory_tracker.hpp"
+#include "train/progress.hpp"
 #include "util/fault_injection.hpp"
 #include "util/interrupt_flag.hpp"
 
@@ -54,7 +55,8 @@ std::optional<std::int64_t> StageTrainer::peak_memory() const {
 }
 
 StepParts StageTrainer::step_parts() {
-  return {*stage_.model, *stage_.loss, stage_.strategies, stage_.landmark_weights, stage_.device};
+  return {*stage_.model,           *stage_.loss,  stage_.strategies,
+          stage_.landmark_weights, stage_.device, stage_.input_format};
 }
 
 TrainingState StageTrainer::training_state() {
@@ -73,6 +75,20 @@ CheckpointInfo StageTrainer::resume_from(const fs::path& checkpoint) {
     }
     throw std::runtime_error("checkpoint " + checkpoint.string() + " belongs to " + what +
                              "; resume needs the experiment as it was run");
+  }
+  // Weights, optimiser state and generators carry over between LibTorch versions, but kernels
+  // differ: the continuation is sound, not bit-identical to a run that stayed on one version.
+  // Files without the version are older than 2.x support: 1.13 wrote them.
+  const bool unrecorded = info.libtorch_version.empty();
+  const std::string written_by = unrecorded ? "1.13" : info.libtorch_version;
+  const bool same = unrecorded ? TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR == 13
+                               : written_by == TORCH_VERSION;
+  if (!same) {
+    Progress::message("exprun: warning: checkpoint " + checkpoint.string() +
+                      " was written with LibTorch " + written_by +
+                      " and is resumed with LibTorch " + TORCH_VERSION +
+                      ": training continues from it, but not bit-identically to a "
+                      "run that stays on one LibTorch version");
   }
   progress_ = stage_progress_from_json(info.trainer_state, stage_.symbols(), info.epoch,
                                        info.global_step, info.best_epoch);

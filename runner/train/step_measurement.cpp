@@ -30,7 +30,8 @@ StepMeasurement measure_training_steps(BuiltStage& stage, const StageConfig& con
   auto strategies = stage.make_strategies(micro_batch);
   out.passes = micro_batch_passes(config.memory.effective_batch, micro_batch);
   auto optimizer = make_optimizer(config.optimizer, stage.model->parameters());
-  StepParts parts{*stage.model, *stage.loss, strategies, stage.landmark_weights, stage.device};
+  StepParts parts{*stage.model,           *stage.loss,  strategies,
+                  stage.landmark_weights, stage.device, stage.input_format};
 
   // Real batches from the stage's training split through its pipeline and loader, so the
   // peak includes what the workers hold and the speed includes waiting for data.

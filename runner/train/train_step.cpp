@@ -26,7 +26,7 @@ StepResult optimisation_step(const StepParts& parts, torch::optim::Optimizer& op
   double loss_sum = 0;
   std::int64_t offset = 0;
   for (std::int64_t micro : micro_batch_passes(batch, micro_batch)) {
-    auto x = images.narrow(0, offset, micro).to(parts.device);
+    auto x = images.narrow(0, offset, micro).to(parts.device).contiguous(parts.input_format);
     auto y = targets.narrow(0, offset, micro).to(parts.device);
     offset += micro;
     torch::Tensor loss;

@@ -19,6 +19,7 @@ struct StepParts {
   const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies;
   const torch::Tensor& landmark_weights;
   torch::Device device;
+  torch::MemoryFormat input_format = torch::MemoryFormat::Contiguous;  // the model's weights'
 };
 
 struct StepResult {

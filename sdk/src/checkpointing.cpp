@@ -4,7 +4,8 @@
 // stem, whose input is the image batch).
 #include "exprun/sdk/checkpointing.hpp"
 
-#include <ATen/autocast_mode.h>
+#include "exprun/sdk/torch_compat.hpp"
+
 #include <ATen/core/Generator.h>
 
 #include <mutex>
@@ -22,8 +23,7 @@ struct SegmentRecord : torch::CustomClassHolder {
   torch::nn::Module* segment = nullptr;
   SegmentFunction run;
   std::size_t input_count = 0;
-  bool autocast_cpu = false, autocast_cuda = false;
-  at::ScalarType autocast_cpu_dtype = at::kBFloat16, autocast_cuda_dtype = at::kHalf;
+  compat::AutocastState autocast_cpu, autocast_cuda;
   torch::Device device = torch::kCPU;
   torch::Tensor rng_state;
 };
@@ -32,30 +32,22 @@ struct SegmentRecord : torch::CustomClassHolder {
 class AutocastAs {
  public:
   explicit AutocastAs(const SegmentRecord& r)
-      : cpu_(at::autocast::is_cpu_enabled()),
-        cuda_(at::autocast::is_enabled()),
-        cpu_dtype_(at::autocast::get_autocast_cpu_dtype()),
-        cuda_dtype_(at::autocast::get_autocast_gpu_dtype()) {
-    at::autocast::set_cpu_enabled(r.autocast_cpu);
-    at::autocast::set_enabled(r.autocast_cuda);
-    at::autocast::set_autocast_cpu_dtype(r.autocast_cpu_dtype);
-    at::autocast::set_autocast_gpu_dtype(r.autocast_cuda_dtype);
+      : cpu_(compat::autocast_state(torch::kCPU)), cuda_(compat::autocast_state(torch::kCUDA)) {
+    compat::set_autocast_state(torch::kCPU, r.autocast_cpu);
+    compat::set_autocast_state(torch::kCUDA, r.autocast_cuda);
     at::autocast::increment_nesting();
   }
   ~AutocastAs() {
     // The cast-weight cache belongs to this pass; keeping it would hold fp16 copies of weights.
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_cpu_enabled(cpu_);
-    at::autocast::set_enabled(cuda_);
-    at::autocast::set_autocast_cpu_dtype(cpu_dtype_);
-    at::autocast::set_autocast_gpu_dtype(cuda_dtype_);
+    compat::set_autocast_state(torch::kCPU, cpu_);
+    compat::set_autocast_state(torch::kCUDA, cuda_);
   }
   AutocastAs(const AutocastAs&) = delete;
   AutocastAs& operator=(const AutocastAs&) = delete;
 
  private:
-  bool cpu_, cuda_;
-  at::ScalarType cpu_dtype_, cuda_dtype_;
+  compat::AutocastState cpu_, cuda_;
 };
 
 at::Generator generator_for(const torch::Device& device) {
@@ -96,10 +88,8 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
                                at::TensorList inputs, at::TensorList parameters) {
     (void)parameters;  // read by `run` through the module; listed so gradients flow to them
     record->input_count = inputs.size();
-    record->autocast_cpu = at::autocast::is_cpu_enabled();
-    record->autocast_cuda = at::autocast::is_enabled();
-    record->autocast_cpu_dtype = at::autocast::get_autocast_cpu_dtype();
-    record->autocast_cuda_dtype = at::autocast::get_autocast_gpu_dtype();
+    record->autocast_cpu = compat::autocast_state(torch::kCPU);
+    record->autocast_cuda = compat::autocast_state(torch::kCUDA);
     record->device = inputs.empty() ? torch::Device(torch::kCPU) : inputs.front().device();
     record->rng_state = rng_state(record->device);
     // Function::apply runs forward with gradient recording off: no activations are kept.

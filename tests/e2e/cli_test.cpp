@@ -8,9 +8,13 @@
 #include <exprun/sdk/abi.hpp>
 #include <exprun/sdk/params.hpp>
 #include <exprun/sdk/plugin.hpp>
+#if EXPRUN_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include <filesystem>
 #include <optional>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -104,7 +108,7 @@ TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
     const auto r = exprun({command});
     expect_ok(r);
     const auto lines = test::split_lines(trimmed(r.out));
-    ASSERT_EQ(lines.size(), 6u) << r.out;
+    ASSERT_EQ(lines.size(), 8u) << r.out;
     EXPECT_EQ(lines[0], expected);  // the first line stays as scripts know it
     EXPECT_EQ(lines[1], "sdk:                    " + std::to_string(EXPRUN_SDK_VERSION_MAJOR) +
                             "." + std::to_string(EXPRUN_SDK_VERSION_MINOR));
@@ -117,6 +121,20 @@ TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
     EXPECT_EQ(lines[3], "C++ standard:           __cplusplus " + std::to_string(__cplusplus) + "L");
     EXPECT_EQ(lines[4], "_GLIBCXX_USE_CXX11_ABI: " + std::to_string(_GLIBCXX_USE_CXX11_ABI));
     EXPECT_EQ(lines[5], std::string("abi tag:                ") + sdk::sdk_abi_tag());
+#if EXPRUN_WITH_CUDA
+    // The toolkit's runtime header this test compiled with is the CUDA LibTorch was built for
+    // (scripts/fetch-torch-wheel.sh and LibTorch's CMake config refuse a mismatch).
+    const std::string cuda =
+        std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10);
+    EXPECT_EQ(lines[6].rfind("cuda:                   " + cuda + " (", 0), 0u) << lines[6];
+    EXPECT_TRUE(std::regex_match(lines[6], std::regex(R"(.* \([0-9]+ devices? visible\))")))
+        << lines[6];
+    EXPECT_TRUE(std::regex_match(lines[7], std::regex(R"(cudnn: +[0-9]+\.[0-9]+\.[0-9]+)")))
+        << lines[7];
+#else
+    EXPECT_EQ(lines[6], "cuda:                   not compiled");
+    EXPECT_EQ(lines[7], "cudnn:                  not compiled");
+#endif
   }
 }
 

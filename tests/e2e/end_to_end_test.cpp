@@ -383,11 +383,14 @@ void TinyRunTest::ConfigEchoesTheExperiment() {
   ASSERT_EQ(c["stages"].size(), 1u);
   json s = c["stages"][0];
   EXPECT_EQ(sorted(keys_of(s)),
-            (std::vector<std::string>{"checkpoint", "data", "device", "epochs", "eval", "loss",
-                                      "memory", "model", "name", "optimizer", "schedule"}));
+            (std::vector<std::string>{"channels_last", "checkpoint", "cudnn_benchmark", "data",
+                                      "device", "epochs", "eval", "loss", "memory", "model", "name",
+                                      "optimizer", "schedule"}));
   EXPECT_EQ(s["name"], "train");
   EXPECT_EQ(s["epochs"], 2);
   EXPECT_EQ(s["device"], "cpu");
+  EXPECT_EQ(s["cudnn_benchmark"], false);
+  EXPECT_EQ(s["channels_last"], false);
 
   // data: the runner's keys, then every synthetic_ceph parameter.
   json d = s["data"];
@@ -449,10 +452,19 @@ void TinyRunTest::ConfigEchoesTheExperiment() {
 
 void TinyRunTest::Environment() {
   json e = report()["environment"];
-  EXPECT_EQ(
-      sorted(keys_of(e)),
-      (std::vector<std::string>{"cuda_available", "cuda_compiled", "cuda_devices", "exprun_version",
-                                "hardware_threads", "libtorch_version", "threads"}));
+  std::vector<std::string> keys = {"cuda_available", "cuda_compiled",    "cuda_devices",
+                                   "exprun_version", "hardware_threads", "libtorch_version",
+                                   "threads"};
+  // The versions of a CUDA LibTorch's runtime and cuDNN (the wheel's has both).
+  if (EXPRUN_WITH_CUDA) keys.insert(keys.end(), {"cuda_version", "cudnn_version"});
+  EXPECT_EQ(sorted(keys_of(e)), sorted(keys));
+  if (EXPRUN_WITH_CUDA) {
+    EXPECT_TRUE(std::regex_match(e["cuda_version"].get<std::string>(), std::regex(R"(\d+\.\d+)")))
+        << e["cuda_version"];
+    EXPECT_TRUE(
+        std::regex_match(e["cudnn_version"].get<std::string>(), std::regex(R"(\d+\.\d+\.\d+)")))
+        << e["cudnn_version"];
+  }
   EXPECT_EQ(e["exprun_version"], EXPRUN_VERSION);
   EXPECT_EQ(e["libtorch_version"], TORCH_VERSION);
   EXPECT_EQ(e["cuda_compiled"], EXPRUN_WITH_CUDA == 1);

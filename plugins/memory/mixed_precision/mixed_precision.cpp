@@ -3,8 +3,8 @@
 // PyTorch's GradScaler: multiply the loss by the scale, unscale the gradients before the step,
 // skip the step and back the scale off when any gradient is inf/NaN, grow it after
 // growth_interval clean steps. LibTorch has no C++ GradScaler, hence this one.
-#include <ATen/autocast_mode.h>
 #include <exprun/sdk/sdk.hpp>
+#include <exprun/sdk/torch_compat.hpp>
 
 #include <cmath>
 
@@ -15,37 +15,21 @@ using namespace exprun::sdk;
 // Restores whatever autocast state was active before, so scopes nest and never leak.
 class AutocastScope : public ForwardScope {
  public:
-  AutocastScope(torch::DeviceType device, at::ScalarType dtype) : device_(device) {
-    if (device_ == torch::kCUDA) {
-      was_enabled_ = at::autocast::is_enabled();
-      previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
-      at::autocast::set_autocast_gpu_dtype(dtype);
-      at::autocast::set_enabled(true);
-    } else {
-      was_enabled_ = at::autocast::is_cpu_enabled();
-      previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
-      at::autocast::set_autocast_cpu_dtype(dtype);
-      at::autocast::set_cpu_enabled(true);
-    }
+  AutocastScope(torch::DeviceType device, at::ScalarType dtype)
+      : device_(device), previous_(compat::autocast_state(device)) {
+    compat::set_autocast_state(device_, {true, dtype});
     at::autocast::increment_nesting();
   }
 
   ~AutocastScope() override {
     // The cast-weight cache is only valid inside the outermost scope.
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    if (device_ == torch::kCUDA) {
-      at::autocast::set_enabled(was_enabled_);
-      at::autocast::set_autocast_gpu_dtype(previous_dtype_);
-    } else {
-      at::autocast::set_cpu_enabled(was_enabled_);
-      at::autocast::set_autocast_cpu_dtype(previous_dtype_);
-    }
+    compat::set_autocast_state(device_, previous_);
   }
 
  private:
   torch::DeviceType device_;
-  bool was_enabled_ = false;
-  at::ScalarType previous_dtype_ = at::kFloat;
+  compat::AutocastState previous_;
 };
 
 class MixedPrecision : public MemoryStrategy {
@@ -97,7 +81,11 @@ class MixedPrecision : public MemoryStrategy {
   }
 
   torch::Tensor scale_loss(const torch::Tensor& loss) override {
-    return scaling_ ? loss * scale_ : loss;
+    if (!scaling_) return loss;
+#if EXPRUN_WITH_CUDA
+    if (loss.is_cuda()) return loss * device_scale(loss.device()).reshape({});
+#endif
+    return loss * scale_;
   }
 
   bool before_step(torch::optim::Optimizer& optimizer) override {
@@ -108,6 +96,14 @@ class MixedPrecision : public MemoryStrategy {
 
   void after_step() override {
     if (!scaling_) return;
+#if EXPRUN_WITH_CUDA
+    if (device_scale_.defined()) {
+      // GradScaler's own update, on the device: no host synchronisation for the scale.
+      at::_amp_update_scale_(device_scale_, device_clean_steps_, device_found_inf_, growth_factor_,
+                             backoff_factor_, growth_interval_);
+      return;
+    }
+#endif
     if (found_inf_) {
       scale_ *= backoff_factor_;
       clean_steps_ = 0;
@@ -119,6 +115,7 @@ class MixedPrecision : public MemoryStrategy {
   }
 
   void save(torch::serialize::OutputArchive& archive) const override {
+    sync_host_scale();
     archive.write("mixed_precision.scale", torch::tensor(scale_, torch::kFloat64));
     archive.write("mixed_precision.clean_steps", torch::tensor(clean_steps_, torch::kInt64));
   }
@@ -131,9 +128,39 @@ class MixedPrecision : public MemoryStrategy {
     }
     scale_ = scale.item<double>();
     clean_steps_ = clean.item<std::int64_t>();
+#if EXPRUN_WITH_CUDA
+    if (device_scale_.defined()) {
+      device_scale_.fill_(scale_);
+      device_clean_steps_.fill_(clean_steps_);
+    }
+#endif
   }
 
  private:
+#if EXPRUN_WITH_CUDA
+  // The scale and its clean-step count live on the GPU once training runs there, as
+  // GradScaler keeps them, started from the host values (the configured or loaded ones).
+  const torch::Tensor& device_scale(const torch::Device& device) {
+    if (!device_scale_.defined()) {
+      device_scale_ = torch::full({1}, scale_, torch::dtype(torch::kFloat).device(device));
+      device_clean_steps_ =
+          torch::full({1}, clean_steps_, torch::dtype(torch::kInt).device(device));
+      device_found_inf_ = torch::zeros({1}, torch::dtype(torch::kFloat).device(device));
+    }
+    return device_scale_;
+  }
+#endif
+
+  // The host copies are what a checkpoint records.
+  void sync_host_scale() const {
+#if EXPRUN_WITH_CUDA
+    if (device_scale_.defined()) {
+      scale_ = device_scale_.item<double>();
+      clean_steps_ = device_clean_steps_.item<std::int64_t>();
+    }
+#endif
+  }
+
   // Divides every gradient by the scale; true when any is inf or NaN.
   bool unscale_and_check(torch::optim::Optimizer& optimizer) {
     torch::NoGradGuard no_grad;
@@ -145,12 +172,15 @@ class MixedPrecision : public MemoryStrategy {
     }
     if (grads.empty()) return false;
 #if EXPRUN_WITH_CUDA
-    if (device_ == torch::kCUDA) {
-      // The fused kernel checks and unscales every gradient with one host synchronisation.
-      auto found = torch::zeros({1}, grads.front().options().dtype(torch::kFloat));
-      auto inv_scale = torch::full({1}, 1.0 / scale_, found.options());
-      at::_amp_foreach_non_finite_check_and_unscale_(grads, found, inv_scale);
-      return found.item<float>() != 0.0f;
+    if (grads.front().is_cuda()) {
+      // The fused kernel checks and unscales every gradient; the one host synchronisation is
+      // the answer, which decides whether the optimiser steps. The reciprocal is taken in
+      // double, as GradScaler does.
+      const auto& scale = device_scale(grads.front().device());
+      device_found_inf_.zero_();
+      const auto inv_scale = scale.to(torch::kDouble).reciprocal().to(torch::kFloat);
+      at::_amp_foreach_non_finite_check_and_unscale_(grads, device_found_inf_, inv_scale);
+      return device_found_inf_.item<float>() != 0.0f;
     }
 #endif
     auto any_bad = torch::zeros({}, torch::kBool).to(grads.front().device());
@@ -164,11 +194,14 @@ class MixedPrecision : public MemoryStrategy {
   torch::DeviceType device_;
   at::ScalarType dtype_ = at::kBFloat16;
   bool scaling_ = false;
-  double scale_;
+  mutable double scale_;
   double growth_factor_, backoff_factor_;
   std::int64_t growth_interval_;
-  std::int64_t clean_steps_ = 0;
+  mutable std::int64_t clean_steps_ = 0;
   bool found_inf_ = false;
+#if EXPRUN_WITH_CUDA
+  torch::Tensor device_scale_, device_clean_steps_, device_found_inf_;
+#endif
 };
 
 }  // namespace

@@ -7,6 +7,8 @@
 #   EXPECT=no_cxx   a project without the CXX language: find_package fails and says so
 #   EXPECT=install  the package as `cmake --install` leaves it, found through
 #                   CMAKE_PREFIX_PATH instead of the build tree
+#   EXPECT=other_torch  the project points Torch_DIR at another LibTorch (a stand-in package
+#                   of version 0.0.1): find_package fails and names both
 #
 # Also given: SOURCE_DIR (the plugin project; not used for no_cxx), WORK_DIR, SDK_DIR,
 # GENERATOR and EXPRUN_COMPILER (the compiler exprun was built with).
@@ -33,6 +35,13 @@ elseif(EXPECT STREQUAL "install")
     message(FATAL_ERROR "installing ${SDK_DIR} failed (${rc}):\n${out}\n${err}")
   endif()
   set(configure_args "-DCMAKE_CXX_COMPILER=${EXPRUN_COMPILER}" "-DCMAKE_PREFIX_PATH=${prefix}")
+elseif(EXPECT STREQUAL "other_torch")
+  set(other "${WORK_DIR}/other_torch")
+  file(WRITE "${other}/TorchConfig.cmake" "set(Torch_FOUND TRUE)\n")
+  file(WRITE "${other}/TorchConfigVersion.cmake"
+    "set(PACKAGE_VERSION 0.0.1)\nset(PACKAGE_VERSION_COMPATIBLE TRUE)\n")
+  set(configure_args "-DCMAKE_CXX_COMPILER=${EXPRUN_COMPILER}" "-Dexprun_sdk_DIR=${SDK_DIR}"
+    "-DTorch_DIR=${other}")
 else()
   set(configure_args "-DCMAKE_CXX_COMPILER=${COMPILER}" "-Dexprun_sdk_DIR=${SDK_DIR}")
 endif()
@@ -88,7 +97,15 @@ elseif(EXPECT STREQUAL "install")
   if(NOT at EQUAL -1)
     message(FATAL_ERROR "exprun's own compiler was warned about:\n${out}${err}")
   endif()
+elseif(EXPECT STREQUAL "other_torch")
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "find_package(exprun_sdk) accepted another LibTorch:\n${out}${err}")
+  endif()
+  expect_said("this project found LibTorch 0.0.1 (${other})")
+  expect_said("but exprun was built with LibTorch")
+  expect_said("a plugin must use the same one: configure with -DTorch_DIR=")
 else()
-  message(FATAL_ERROR "EXPECT must be warning, quiet, no_cxx or install, found '${EXPECT}'")
+  message(FATAL_ERROR
+    "EXPECT must be warning, quiet, no_cxx, install or other_torch, found '${EXPECT}'")
 endif()
 message(STATUS "configure output as expected (${EXPECT})")

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <exprun/sdk/sdk.hpp>
 
-#include <ATen/autocast_mode.h>
+#include <exprun/sdk/torch_compat.hpp>
 
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 
@@ -142,11 +142,10 @@ TEST(CheckpointSegment, RecomputesUnderTheFirstPassAutocast) {
   auto grad_of = [&](bool checkpointed) {
     conv->zero_grad();
     torch::Tensor y;
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    compat::set_autocast_state(torch::kCPU, {true, at::kBFloat16});
     auto run = [&](const torch::Tensor& in) { return conv->forward(in); };
     y = checkpointed ? checkpoint_segment(*conv, run, x) : run(x);
-    at::autocast::set_cpu_enabled(false);
+    compat::set_autocast_state(torch::kCPU, {false, at::kBFloat16});
     at::autocast::clear_cache();
     EXPECT_EQ(y.scalar_type(), at::kBFloat16);
     y.to(torch::kFloat32).pow(2).sum().backward();

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 #include <exprun/sdk/sdk.hpp>
 
-#include <ATen/autocast_mode.h>
+#include <exprun/sdk/torch_compat.hpp>
 
 extern "C" const exprun::sdk::PluginInfo* exprun_plugin_info();
 
@@ -25,7 +25,7 @@ TEST(MixedPrecision, AutocastsToBf16OnlyInsideTheForwardScope) {
     auto scope = strategy->enter_forward();
     EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kBFloat16);
   }
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(compat::autocast_state(torch::kCPU).enabled);
   EXPECT_EQ(torch::mm(a, b).scalar_type(), torch::kFloat);
 }
 

@@ -186,12 +186,13 @@ class FakePlugins : public SchemaSource {
 };
 
 // The resolved configuration as report.json and checkpoints have always recorded it (written
-// by the hand-made to_json before the keys were declared): byte for byte the same.
+// by the hand-made to_json before the keys were declared): byte for byte the same, plus the
+// keys added since at their defaults (cudnn_benchmark, channels_last), which a resume of an
+// older run accepts (config_compat.hpp).
 TEST(KeyReference, TheResolvedConfigurationIsUnchanged) {
-  const std::vector<std::pair<std::string, std::string>>
-      cases =
-          {
-              {R"([experiment]
+  const std::vector<std::pair<std::string, std::string>> cases =
+      {
+          {R"([experiment]
 name = "plain"
 [[stage]]
 name = "train"
@@ -201,8 +202,8 @@ model = { plugin = "hrnet" }
 loss = { plugin = "mse" }
 optimizer = { lr = 0.001 }
 )",
-               R"({"experiment":{"description":"","name":"plain","output":"results","seed":0,"threads":0},"overrides":[],"source_file":"q.toml","stages":[{"checkpoint":{"every":0,"keep_last":0,"mode":"min","monitor":"val_mre_mm"},"data":{"augment":{"brightness":0.1,"clahe":0.0,"clahe_clip":2.0,"clahe_tiles":8,"contrast":0.1,"enabled":true,"gamma":0.0,"rotation":10.0,"scale":0.1,"shift":0.05},"channels":1,"image_size":[256,256],"noise":0.0,"plugin":"synthetic","sigma":2.0,"train_count":32,"train_split":"train","val_split":"valid","workers":2},"device":"auto","epochs":3,"eval":{"decode":"argmax"},"loss":{"plugin":"mse"},"memory":{"effective_batch":8,"micro_batch":8,"strategies":[]},"model":{"plugin":"hrnet","width":32},"name":"train","optimizer":{"betas":[0.9,0.999],"lr":0.001,"name":"adam","weight_decay":0.0},"schedule":{"decay":"cosine","min_lr":0.0,"warmup_epochs":0.0}}]})"},
-              {R"([experiment]
+           R"({"experiment":{"description":"","name":"plain","output":"results","seed":0,"threads":0},"overrides":[],"source_file":"q.toml","stages":[{"channels_last":false,"checkpoint":{"every":0,"keep_last":0,"mode":"min","monitor":"val_mre_mm"},"cudnn_benchmark":false,"data":{"augment":{"brightness":0.1,"clahe":0.0,"clahe_clip":2.0,"clahe_tiles":8,"contrast":0.1,"enabled":true,"gamma":0.0,"rotation":10.0,"scale":0.1,"shift":0.05},"channels":1,"image_size":[256,256],"noise":0.0,"plugin":"synthetic","sigma":2.0,"train_count":32,"train_split":"train","val_split":"valid","workers":2},"device":"auto","epochs":3,"eval":{"decode":"argmax"},"loss":{"plugin":"mse"},"memory":{"effective_batch":8,"micro_batch":8,"strategies":[]},"model":{"plugin":"hrnet","width":32},"name":"train","optimizer":{"betas":[0.9,0.999],"lr":0.001,"name":"adam","weight_decay":0.0},"schedule":{"decay":"cosine","min_lr":0.0,"warmup_epochs":0.0}}]})"},
+          {R"([experiment]
 name = "sgd"
 seed = 7
 threads = 2
@@ -219,8 +220,8 @@ memory = { effective_batch = 4, micro_batch = 2, strategies = ["gradient_accumul
 optimizer = { name = "sgd", lr = 0.1, momentum = 0.8, nesterov = true, weight_decay = 0.001 }
 schedule = { warmup_epochs = 1.5, decay = "constant", min_lr = 0.5 }
 )",
-               R"({"experiment":{"description":"sgd run","name":"sgd","output":"out","seed":7,"threads":2},"overrides":[],"source_file":"q.toml","stages":[{"checkpoint":{"every":0,"keep_last":0,"mode":"min","monitor":"val_mre_mm"},"data":{"augment":{"brightness":0.1,"clahe":0.0,"clahe_clip":2.0,"clahe_tiles":8,"contrast":0.1,"enabled":false,"gamma":0.0,"rotation":10.0,"scale":0.1,"shift":0.05},"channels":3,"image_size":[64,80],"noise":0.5,"plugin":"synthetic","sigma":1.5,"train_count":32,"train_split":"a","val_split":"b","workers":0},"device":"cpu","epochs":4,"eval":{"decode":"argmax"},"loss":{"alpha":2.5,"plugin":"adaptive_wing"},"memory":{"effective_batch":4,"gradient_accumulation":{},"micro_batch":2,"strategies":["gradient_accumulation"]},"model":{"plugin":"hrnet","width":4},"name":"train","optimizer":{"lr":0.1,"momentum":0.8,"name":"sgd","nesterov":true,"weight_decay":0.001},"schedule":{"decay":"constant","min_lr":0.5,"warmup_epochs":1.5}}]})"},
-              {R"([experiment]
+           R"({"experiment":{"description":"sgd run","name":"sgd","output":"out","seed":7,"threads":2},"overrides":[],"source_file":"q.toml","stages":[{"channels_last":false,"checkpoint":{"every":0,"keep_last":0,"mode":"min","monitor":"val_mre_mm"},"cudnn_benchmark":false,"data":{"augment":{"brightness":0.1,"clahe":0.0,"clahe_clip":2.0,"clahe_tiles":8,"contrast":0.1,"enabled":false,"gamma":0.0,"rotation":10.0,"scale":0.1,"shift":0.05},"channels":3,"image_size":[64,80],"noise":0.5,"plugin":"synthetic","sigma":1.5,"train_count":32,"train_split":"a","val_split":"b","workers":0},"device":"cpu","epochs":4,"eval":{"decode":"argmax"},"loss":{"alpha":2.5,"plugin":"adaptive_wing"},"memory":{"effective_batch":4,"gradient_accumulation":{},"micro_batch":2,"strategies":["gradient_accumulation"]},"model":{"plugin":"hrnet","width":4},"name":"train","optimizer":{"lr":0.1,"momentum":0.8,"name":"sgd","nesterov":true,"weight_decay":0.001},"schedule":{"decay":"constant","min_lr":0.5,"warmup_epochs":1.5}}]})"},
+          {R"([experiment]
 name = "chain"
 [defaults]
 data = { plugin = "synthetic", augment = { rotation = 5, gamma = 0.2, clahe = 0.5, clahe_clip = 3, clahe_tiles = 4, enabled = true } }
@@ -241,8 +242,8 @@ loss.focus = { worst = 3 }
 memory = { micro_batch = "auto" }
 checkpoint = { monitor = "train_loss", mode = "max" }
 )",
-               R"({"experiment":{"description":"","name":"chain","output":"results","seed":0,"threads":0},"overrides":[],"source_file":"q.toml","stages":[{"checkpoint":{"every":2,"keep_last":1,"mode":"max","monitor":"val_sdr_2mm"},"data":{"augment":{"brightness":0.1,"clahe":0.5,"clahe_clip":3.0,"clahe_tiles":4,"contrast":0.1,"enabled":true,"gamma":0.2,"rotation":5.0,"scale":0.1,"shift":0.05},"channels":1,"image_size":[256,256],"noise":0.0,"plugin":"synthetic","sigma":2.0,"train_count":32,"train_split":"train","val_split":"valid","workers":2},"device":"auto","epochs":2,"eval":{"decode":"dark"},"loss":{"alpha":2.1,"plugin":"adaptive_wing","weights":{"Ar":2.0,"Go":3.0}},"memory":{"budget":6442450944,"effective_batch":8,"gradient_accumulation":{},"margin":0.2,"micro_batch":"auto","mixed_precision":{"dtype":"bf16"},"strategies":["mixed_precision","gradient_accumulation"]},"model":{"plugin":"hrnet","width":32},"name":"pre","optimizer":{"betas":[0.8,0.99],"lr":0.001,"name":"adamw","weight_decay":0.01},"schedule":{"decay":"cosine","min_lr":0.0,"warmup_epochs":0.0}},{"checkpoint":{"every":0,"keep_last":0,"mode":"max","monitor":"train_loss"},"data":{"augment":{"brightness":0.1,"clahe":0.5,"clahe_clip":3.0,"clahe_tiles":4,"contrast":0.1,"enabled":true,"gamma":0.2,"rotation":5.0,"scale":0.1,"shift":0.05},"channels":1,"image_size":[256,256],"noise":0.0,"plugin":"synthetic","sigma":2.0,"train_count":32,"train_split":"train","val_split":"valid","workers":2},"device":"auto","epochs":2,"eval":{"decode":"argmax"},"init":"pre:best","loss":{"alpha":2.1,"focus":{"weight":3.0,"worst":3},"plugin":"adaptive_wing","weights":{"Ar":2.0,"Go":3.0}},"memory":{"effective_batch":8,"margin":0.1,"micro_batch":"auto","strategies":[]},"model":{"plugin":"hrnet","width":32},"name":"fine","optimizer":{"betas":[0.8,0.99],"lr":0.001,"name":"adamw","weight_decay":0.01},"schedule":{"decay":"cosine","min_lr":0.0,"warmup_epochs":0.0}}]})"},
-          };
+           R"({"experiment":{"description":"","name":"chain","output":"results","seed":0,"threads":0},"overrides":[],"source_file":"q.toml","stages":[{"channels_last":false,"checkpoint":{"every":2,"keep_last":1,"mode":"max","monitor":"val_sdr_2mm"},"cudnn_benchmark":false,"data":{"augment":{"brightness":0.1,"clahe":0.5,"clahe_clip":3.0,"clahe_tiles":4,"contrast":0.1,"enabled":true,"gamma":0.2,"rotation":5.0,"scale":0.1,"shift":0.05},"channels":1,"image_size":[256,256],"noise":0.0,"plugin":"synthetic","sigma":2.0,"train_count":32,"train_split":"train","val_split":"valid","workers":2},"device":"auto","epochs":2,"eval":{"decode":"dark"},"loss":{"alpha":2.1,"plugin":"adaptive_wing","weights":{"Ar":2.0,"Go":3.0}},"memory":{"budget":6442450944,"effective_batch":8,"gradient_accumulation":{},"margin":0.2,"micro_batch":"auto","mixed_precision":{"dtype":"bf16"},"strategies":["mixed_precision","gradient_accumulation"]},"model":{"plugin":"hrnet","width":32},"name":"pre","optimizer":{"betas":[0.8,0.99],"lr":0.001,"name":"adamw","weight_decay":0.01},"schedule":{"decay":"cosine","min_lr":0.0,"warmup_epochs":0.0}},{"channels_last":false,"checkpoint":{"every":0,"keep_last":0,"mode":"max","monitor":"train_loss"},"cudnn_benchmark":false,"data":{"augment":{"brightness":0.1,"clahe":0.5,"clahe_clip":3.0,"clahe_tiles":4,"contrast":0.1,"enabled":true,"gamma":0.2,"rotation":5.0,"scale":0.1,"shift":0.05},"channels":1,"image_size":[256,256],"noise":0.0,"plugin":"synthetic","sigma":2.0,"train_count":32,"train_split":"train","val_split":"valid","workers":2},"device":"auto","epochs":2,"eval":{"decode":"argmax"},"init":"pre:best","loss":{"alpha":2.1,"focus":{"weight":3.0,"worst":3},"plugin":"adaptive_wing","weights":{"Ar":2.0,"Go":3.0}},"memory":{"effective_batch":8,"margin":0.1,"micro_batch":"auto","strategies":[]},"model":{"plugin":"hrnet","width":32},"name":"fine","optimizer":{"betas":[0.8,0.99],"lr":0.001,"name":"adamw","weight_decay":0.01},"schedule":{"decay":"cosine","min_lr":0.0,"warmup_epochs":0.0}}]})"},
+      };
   const FakePlugins plugins;
   for (const auto& [text, expected] : cases) {
     EXPECT_EQ(to_json(parse_experiment(text, "q.toml", {}, plugins)).dump(), expected);
