@@ -100,9 +100,8 @@ TEST(LibTorchVersions, ARunFromBeforeTheMemoryFormatKeysResumes) {
   json changed_report = read_json(changed / "report.json");
   changed_report["config"]["stages"][0]["channels_last"] = true;
   test::write_text(changed / "report.json", changed_report.dump(2));
-  const auto refused = test::run_exprun({"run", (kFixture / "experiment.toml").string(),
-                                         "--output", other.path().string(),
-                                         "--resume=" + changed.string()});
+  const auto refused = test::run_exprun({"run", (kFixture / "experiment.toml").string(), "--output",
+                                         other.path().string(), "--resume=" + changed.string()});
   EXPECT_EQ(refused.exit_code, 1) << refused.describe();
   EXPECT_CONTAINS(refused.err, "replace /stages/0/channels_last");
 }

@@ -4,6 +4,7 @@
 #include "train/batch_tuner.hpp"
 
 #include <gtest/gtest.h>
+#include <torch/version.h>
 
 #include <stdexcept>
 
@@ -126,6 +127,13 @@ TEST_F(BatchTuner, PeakMemoryGrowsWithTheMicroBatch) {
 }
 
 TEST_F(BatchTuner, ChoosesTwoByThreeWhenTwoFitsAndThreeDoesNot) {
+  // The budget is placed between two peaks measured by an earlier tuning, so the test needs
+  // the same peaks again. LibTorch 1.13's CPU kernels allocate the same bytes every run;
+  // 2.x's do not (seen: micro-batch 2's peak differs between two tunings in one process),
+  // so there the choice is left to the tests that do not depend on a repeat measurement.
+  if (TORCH_VERSION_MAJOR >= 2) {
+    GTEST_SKIP() << "CPU peaks are not repeatable run to run under LibTorch " << TORCH_VERSION;
+  }
   const auto p = peaks();
   // A limit a quarter of the way from micro-batch 2's peak to 3's, as a budget with 10 % margin.
   const double limit = static_cast<double>(p.at(2)) + 0.25 * static_cast<double>(p.at(3) - p.at(2));
