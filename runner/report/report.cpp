@@ -26,14 +26,14 @@ nlohmann::json environment_json(std::int64_t threads) {
 }
 
 RunReport::RunReport(const Experiment& experiment, std::string run_id, std::filesystem::path path,
-                     std::int64_t threads)
+                     std::int64_t threads, std::time_t started)
     : path_(std::move(path)), start_(std::chrono::steady_clock::now()) {
   doc_ = {{"schema_version", kReportSchemaVersion},
           {"kind", "run"},
           {"experiment", experiment.name},
           {"run_id", std::move(run_id)},
           {"status", "running"},
-          {"started_at", format_utc_now(kIsoUtc)},
+          {"started_at", format_utc(started, kIsoUtc)},
           {"finished_at", nullptr},
           {"wall_time_s", 0.0},
           {"config", to_json(experiment)},

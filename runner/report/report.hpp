@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <string>
 
@@ -19,9 +20,10 @@ nlohmann::json environment_json(std::int64_t threads);
 
 class RunReport {
  public:
-  // threads: the thread count actually in use (threads = 0 resolved).
+  // threads: the thread count actually in use (threads = 0 resolved); started: the time the run
+  // id was made from.
   RunReport(const Experiment& experiment, std::string run_id, std::filesystem::path path,
-            std::int64_t threads);
+            std::int64_t threads, std::time_t started);
   // Continues a report written by an earlier, unfinished run of the same experiment: keeps its
   // start time, stages and wall time, and records this resume in "resumes".
   void continue_from(const nlohmann::json& previous);

@@ -85,8 +85,8 @@ std::int64_t apply_thread_count(std::int64_t threads) {
   return count;
 }
 
-fs::path make_run_dir(const fs::path& output, const std::string& name) {
-  const std::string base = utc_timestamp();
+fs::path make_run_dir(const fs::path& output, const std::string& name, std::time_t started) {
+  const std::string base = utc_timestamp(started);
   for (int attempt = 1;; ++attempt) {
     fs::path dir = output / name / (attempt == 1 ? base : base + "-" + std::to_string(attempt));
     fs::create_directories(dir.parent_path());
@@ -175,6 +175,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
                           const fs::path& run_dir, bool resume) {
   check_fault_points(experiment);
   const std::int64_t threads = apply_thread_count(experiment.threads);
+  const std::time_t started = std::time(nullptr);
   RunOutcome outcome;
   nlohmann::json previous;
   if (resume) {
@@ -185,7 +186,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     read_run_to_resume(run_dir, experiment);
     outcome.run_dir = run_dir;
   } else if (run_dir.empty()) {
-    outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name);
+    outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name, started);
   } else {
     fs::create_directories(run_dir);
     outcome.run_dir = run_dir;
@@ -213,7 +214,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     write_plugin_record(outcome.run_dir, plugins_used(experiment, registry));
   }
 
-  RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads);
+  RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads, started);
   if (resume) report.continue_from(previous);
   report.write();
   Progress::message(std::string("exprun: ") + (resume ? "resuming" : "run") + " " +

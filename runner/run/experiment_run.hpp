@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ctime>
 #include <filesystem>
 #include <string>
 
@@ -21,8 +22,10 @@ struct RunOutcome {
 // threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
 std::int64_t apply_thread_count(std::int64_t threads);
 
-// <output>/<experiment>/<UTC timestamp>, with -2, -3... when that exists already.
-std::filesystem::path make_run_dir(const std::filesystem::path& output, const std::string& name);
+// <output>/<experiment>/<started as a UTC timestamp>, with -2, -3... when that exists already.
+// The caller keeps `started` for the report's started_at, so that the two always agree.
+std::filesystem::path make_run_dir(const std::filesystem::path& output, const std::string& name,
+                                   std::time_t started);
 
 // Never throws for a failing stage: the failure is recorded in the report and ok is false.
 // run_dir: where to write the run (created if missing; a sweep passes its trial-NNN); empty:

@@ -50,7 +50,8 @@ nlohmann::json stage_summary(const nlohmann::json& stage) {
 
 SweepReport::SweepReport(const SweepSpec& spec, const std::string& experiment,
                          const std::string& source_file, const std::vector<std::string>& overrides,
-                         const std::vector<SweepTrial>& trials, std::filesystem::path path)
+                         const std::vector<SweepTrial>& trials, std::filesystem::path path,
+                         std::time_t started)
     : path_(std::move(path)), start_(std::chrono::steady_clock::now()) {
   nlohmann::json listed = nlohmann::json::array();
   for (const auto& trial : trials) {
@@ -75,7 +76,7 @@ SweepReport::SweepReport(const SweepSpec& spec, const std::string& experiment,
           {"keys", spec.keys()},
           {"trial_count", spec.trial_count()},
           {"status", "running"},
-          {"started_at", format_utc_now(kIsoUtc)},
+          {"started_at", format_utc(started, kIsoUtc)},
           {"finished_at", nullptr},
           {"wall_time_s", 0.0},
           {"trials", std::move(listed)}};

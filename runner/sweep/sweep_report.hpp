@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,10 +25,11 @@ nlohmann::json stage_summary(const nlohmann::json& stage);
 
 class SweepReport {
  public:
-  // trials: the ones this sweep runs, every one "pending" until it starts.
+  // trials: the ones this sweep runs, every one "pending" until it starts; started: the time
+  // the sweep id was made from.
   SweepReport(const SweepSpec& spec, const std::string& experiment, const std::string& source_file,
               const std::vector<std::string>& overrides, const std::vector<SweepTrial>& trials,
-              std::filesystem::path path);
+              std::filesystem::path path, std::time_t started);
   void start_trial(std::size_t index);
   // run_report: the trial's report.json, or null when it failed before writing one. An empty
   // error means the trial completed; a run report whose status is "interrupted" (Ctrl-C,

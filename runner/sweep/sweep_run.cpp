@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include <chrono>
+#include <ctime>
 
 #include "run/experiment_run.hpp"
 #include "sweep/sweep_report.hpp"
@@ -19,7 +20,8 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
   // before the sweep directory exists.
   check_fault_points(first);
   SweepOutcome outcome;
-  outcome.sweep_dir = make_run_dir(first.output_dir, first.name);
+  const std::time_t started = std::time(nullptr);
+  outcome.sweep_dir = make_run_dir(first.output_dir, first.name, started);
 
   std::string copy = "# " + file.path + " as given";
   for (const auto& o : overrides) copy += ", --set " + o;
@@ -28,7 +30,7 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
   std::vector<SweepTrial> listed;
   for (const auto& t : trials) listed.push_back(t.trial);
   SweepReport report(*file.spec, first.name, file.path, overrides, listed,
-                     outcome.sweep_dir / "sweep.json");
+                     outcome.sweep_dir / "sweep.json", started);
   report.write();
   Progress::message("exprun: sweep " + outcome.sweep_dir.string() + ": " +
                     std::to_string(trials.size()) + " of " +

@@ -139,13 +139,16 @@ std::string format_bytes(std::int64_t bytes) {
   return text;
 }
 
-std::string format_utc_now(const char* strftime_format) {
-  const std::time_t now = std::time(nullptr);
+std::string format_utc(std::time_t when, const char* strftime_format) {
   std::tm tm{};
-  gmtime_r(&now, &tm);
+  gmtime_r(&when, &tm);
   char buf[64];
   std::strftime(buf, sizeof buf, strftime_format, &tm);
   return buf;
+}
+
+std::string format_utc_now(const char* strftime_format) {
+  return format_utc(std::time(nullptr), strftime_format);
 }
 
 }  // namespace exprun

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <string>
 #include <vector>
@@ -43,8 +44,9 @@ std::string format_number(double value);
 // Bytes in binary units for people: "512 B", "4.00 KiB", "312 MiB", "1.50 GiB".
 std::string format_bytes(std::int64_t bytes);
 
-// The current UTC time through strftime, e.g. "%Y-%m-%dT%H:%M:%SZ" (kIsoUtc) for reports.
+// A UTC time through strftime, e.g. "%Y-%m-%dT%H:%M:%SZ" (kIsoUtc) for reports.
 inline constexpr const char* kIsoUtc = "%Y-%m-%dT%H:%M:%SZ";
+std::string format_utc(std::time_t when, const char* strftime_format);
 std::string format_utc_now(const char* strftime_format);
 
 }  // namespace exprun

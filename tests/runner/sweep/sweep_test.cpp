@@ -547,7 +547,12 @@ TEST_F(SweepCliTest, FailingTrialIsRecordedAndTheOthersRun) {
   EXPECT_EQ(sweep["keys"], json::array({"memory.micro_batch", "memory.strategies"}));
   EXPECT_EQ(sweep["trial_count"], 3);
   EXPECT_EQ(sweep["status"], "failed");
-  EXPECT_TRUE(sweep["started_at"].is_string());
+  ASSERT_TRUE(sweep["started_at"].is_string());
+  // The sweep id is the start time: one clock reading names the folder and fills started_at.
+  const std::string started = sweep["started_at"].get<std::string>();
+  EXPECT_EQ(sweep_dir.filename().string().substr(0, 15),
+            started.substr(0, 4) + started.substr(5, 2) + started.substr(8, 2) + "-" +
+                started.substr(11, 2) + started.substr(14, 2) + started.substr(17, 2));
   EXPECT_TRUE(sweep["finished_at"].is_string());
   EXPECT_GT(sweep["wall_time_s"].get<double>(), 0.0);
   ASSERT_EQ(sweep["trials"].size(), 3u);
