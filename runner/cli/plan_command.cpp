@@ -7,6 +7,7 @@
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
 #include "config/runner_keys.hpp"
+#include "dist/launch.hpp"
 #include "run/experiment_run.hpp"
 #include "train/stage_builder.hpp"
 #include "util/text.hpp"
@@ -147,6 +148,15 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
 
 namespace {
 
+// The launch this process is in; an environment exprun cannot start in is a usage error.
+dist::Launch detected_launch() {
+  try {
+    return dist::detect_launch_from_process();
+  } catch (const dist::LaunchError& e) {
+    throw ConfigError(e.what());
+  }
+}
+
 // The plan of one configuration: the experiment line, then each stage built and printed.
 void print_plan(const Experiment& experiment, const Registry& registry) {
   const auto threads = apply_thread_count(experiment.threads);
@@ -183,6 +193,7 @@ int plan_command(const std::vector<std::string>& args) {
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("plan needs an experiment file");
+    std::printf("launch      %s\n", detected_launch().description.c_str());
     const std::vector<std::size_t> trials = parse_trial_option(trial_options);
     Registry registry;
     load_registry(registry, common);

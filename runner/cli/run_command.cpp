@@ -7,7 +7,9 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/sweep_cli.hpp"
+#include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
+#include "dist/launch.hpp"
 #include "run/experiment_run.hpp"
 #include "run/plugin_record.hpp"
 #include "run/resume.hpp"
@@ -15,6 +17,26 @@
 
 namespace exprun::cli {
 namespace fs = std::filesystem;
+
+namespace {
+
+// Until the ranks train together (issue 15), each rank of a launch would train the whole
+// experiment on its own, all of them into the same results directory: refuse instead.
+void refuse_distributed_launch() {
+  dist::Launch launch;
+  try {
+    launch = dist::detect_launch_from_process();
+  } catch (const dist::LaunchError& e) {
+    throw ConfigError(e.what());
+  }
+  if (!launch.distributed()) return;
+  throw ConfigError(
+      "distributed training is not implemented yet (issue 15); set EXPRUN_DIST=off to run each "
+      "rank alone (detected: " +
+      launch.description + ")");
+}
+
+}  // namespace
 
 int run_command(const std::vector<std::string>& args) {
   CommonOptions common;
@@ -44,6 +66,7 @@ int run_command(const std::vector<std::string>& args) {
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("run needs an experiment file");
+    refuse_distributed_launch();
     const std::vector<std::size_t> trials = parse_trial_option(trial_options);
     // --resume alone leaves resume_dir empty, like no --resume, so look for the option itself.
     const bool resume = std::any_of(args.begin(), args.end(), [](const std::string& a) {

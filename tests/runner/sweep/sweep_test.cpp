@@ -667,18 +667,19 @@ TEST_F(SweepCliTest, PlanListsTheTrialsAndBuildsThem) {
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   test::expect_no_crash(r);
   const auto out = test::split_lines(r.out);
-  ASSERT_GE(out.size(), 5u) << r.out;
-  EXPECT_EQ(out[0], "sweep  (" + position(text, "[sweep.zip]", file_.string()) +
+  ASSERT_GE(out.size(), 6u) << r.out;
+  EXPECT_EQ(out[0], "launch      single process") << "once, above the trials";
+  EXPECT_EQ(out[1], "sweep  (" + position(text, "[sweep.zip]", file_.string()) +
                         "): 3 trial(s), zip of memory.micro_batch, memory.strategies");
-  EXPECT_EQ(out[1],
+  EXPECT_EQ(out[2],
             "  trial 0    --set memory.micro_batch=4 --set "
             "'memory.strategies=[\"gradient_accumulation\"]'");
-  EXPECT_EQ(out[2],
-            "  trial 1    --set 'memory.micro_batch=\"auto\"' --set 'memory.strategies=[]'");
   EXPECT_EQ(out[3],
+            "  trial 1    --set 'memory.micro_batch=\"auto\"' --set 'memory.strategies=[]'");
+  EXPECT_EQ(out[4],
             "  trial 2    --set memory.micro_batch=2 --set "
             "'memory.strategies=[\"gradient_accumulation\"]'");
-  EXPECT_EQ(out[4], "every trial's configuration is valid");
+  EXPECT_EQ(out[5], "every trial's configuration is valid");
   EXPECT_CONTAINS(
       r.out, "\ntrial 0: memory.micro_batch=4, memory.strategies=[\"gradient_accumulation\"]\n");
   EXPECT_CONTAINS(r.out, "micro-batch 4 x 1 accumulation");
