@@ -7,6 +7,7 @@
 #include "compare/comparison_format.hpp"
 #include "compare/run_loader.hpp"
 #include "compare/terminal_width.hpp"
+#include "sweep/shared_sweep.hpp"
 
 namespace exprun::cli {
 namespace {
@@ -72,8 +73,19 @@ int compare_command(const std::vector<std::string>& args) {
     if (format != "table" && format != "markdown" && format != "csv" && format != "json")
       throw po::error("--format: expected table, markdown, csv or json, found '" + format + "'");
     std::vector<LoadedRun> runs;
-    for (const auto& input : inputs)
+    for (const auto& input : inputs) {
+      // A trial of a shared sweep killed between writing its status file and rebuilding
+      // sweep.json leaves it a trial behind. Best effort: results may be read-only.
+      if (is_shared_sweep(input)) {
+        try {
+          rebuild_shared_sweep(input);
+        } catch (const std::exception& e) {
+          std::cerr << "exprun: warning: " << input
+                    << "/sweep.json not brought up to date: " << e.what() << "\n";
+        }
+      }
       for (auto& run : load_runs(input)) runs.push_back(std::move(run));
+    }
     CompareOptions compare;
     compare.baseline = resolve_baseline(baseline, runs);
     if (!stage.empty()) compare.stage = stage;

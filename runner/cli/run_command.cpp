@@ -10,6 +10,7 @@
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
 #include "dist/launch.hpp"
+#include "run/auto_resume.hpp"
 #include "run/experiment_run.hpp"
 #include "run/plugin_record.hpp"
 #include "run/resume.hpp"
@@ -45,6 +46,8 @@ int run_command(const std::vector<std::string>& args) {
   std::string output;
   std::vector<std::string> trial_options;
   std::string resume_dir;
+  std::string sweep_dir;
+  std::string run_dir_option;
   po::options_description options(
       "exprun run FILE.toml [options]\n\nTrains every stage of "
       "the experiment and writes results/<experiment>/<run-id>/. With a [sweep], runs each "
@@ -60,7 +63,15 @@ int run_command(const std::vector<std::string>& args) {
       "with a [sweep]: run only this trial (numbered from 0; repeatable, or a list: 0,2)")(
       "resume", po::value(&resume_dir)->implicit_value(""),
       "continue the newest unfinished run of this experiment, or the run directory given "
-      "(--resume=DIR): finished stages are kept, the interrupted one continues exactly");
+      "(--resume=DIR): finished stages are kept, the interrupted one continues exactly. "
+      "--resume=auto with --run-dir or --sweep-dir: continue what is unfinished there, skip "
+      "what completed, start the rest")(
+      "run-dir", po::value(&run_dir_option),
+      "write the run into this directory (created if missing) instead of a new "
+      "<output>/<experiment>/<run-id>/")(
+      "sweep-dir", po::value(&sweep_dir),
+      "with a [sweep]: run the chosen trials into this sweep directory, which other processes "
+      "(Slurm array tasks) may share; created with the sweep's listing if missing");
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
@@ -72,6 +83,9 @@ int run_command(const std::vector<std::string>& args) {
     const bool resume = std::any_of(args.begin(), args.end(), [](const std::string& a) {
       return a == "--resume" || a.rfind("--resume=", 0) == 0;
     });
+    // "--resume=auto" means the mode; a run directory named auto is --resume=./auto.
+    const bool resume_auto = resume && resume_dir == "auto";
+    if (resume_auto) resume_dir.clear();
     // The --plugins directories as given, for the resume command printed on an interruption.
     const std::vector<std::string> given_plugin_dirs = common.plugin_dirs;
     // A run names the libraries its plugins came from; --resume=DIR searches their folders too,
@@ -102,15 +116,54 @@ int run_command(const std::vector<std::string>& args) {
     }
     const SweepFile sweep = read_sweep_file(file);
     reject_trials_without_sweep(sweep, trials);
-    if (sweep.spec && resume) {
+    if (resume_auto && sweep_dir.empty() && run_dir_option.empty()) {
       throw po::error(
-          "--resume continues one run; for a sweep, resume a trial: exprun run FILE.toml "
-          "--trial N --resume=SWEEP_DIR/trial-NNN is not supported yet, rerun the trial instead");
+          "--resume=auto continues the run in --run-dir DIR (or the trials in --sweep-dir DIR) "
+          "if unfinished, else starts it there: give one of them");
     }
-    if (sweep.spec) return run_sweep_command(sweep, trials, overrides, registry);
+    if (!run_dir_option.empty() && resume && !resume_auto) {
+      throw po::error(
+          "--run-dir and --resume=DIR both name the run directory: give one (or "
+          "--run-dir DIR --resume=auto)");
+    }
+    if (!sweep_dir.empty() && !sweep.spec) {
+      throw ConfigError("--sweep-dir: " + file +
+                        " has no [sweep] table; --run-dir DIR names "
+                        "the directory of a single run");
+    }
+    if (!run_dir_option.empty() && sweep.spec) {
+      throw ConfigError("--run-dir: " + file +
+                        " has a [sweep]: its trials go into --sweep-dir "
+                        "DIR (trial-NNN/ each)");
+    }
+    if (sweep.spec && resume && !resume_auto) {
+      throw po::error(
+          "--resume continues one run; for a sweep, continue its trials in their sweep "
+          "directory: exprun run FILE.toml --trial N --sweep-dir SWEEP_DIR --resume=auto");
+    }
+    if (sweep.spec)
+      return run_sweep_command(sweep, trials, overrides, registry, sweep_dir, resume_auto);
     Experiment experiment = parse_experiment(sweep.text, file, overrides, registry);
     fs::path run_dir;
-    if (resume) {
+    bool resume_run = resume;
+    if (!run_dir_option.empty()) {
+      run_dir = run_dir_option;
+      const RunDirState state = run_dir_state(run_dir);
+      if (state != RunDirState::kNoRun && !resume_auto) {
+        throw ConfigError("--run-dir " + run_dir.string() +
+                          " holds a run already; --resume=auto continues it, or skips it when "
+                          "it completed (nothing there is overwritten)");
+      }
+      if (state == RunDirState::kCompleted) {
+        std::cout << "run completed already: " << (run_dir / "report.json").string() << "\n";
+        return int{kOk};
+      }
+      resume_run = state == RunDirState::kUnfinished;
+      if (resume_run) {
+        recorded = read_plugin_record(run_dir);
+        check_plugins(run_dir);
+      }
+    } else if (resume) {
       if (resume_dir.empty()) {
         run_dir = find_run_to_resume(experiment);
         recorded = read_plugin_record(run_dir);
@@ -119,14 +172,18 @@ int run_command(const std::vector<std::string>& args) {
         run_dir = resume_dir;
       }
     }
-    RunOutcome outcome = run_experiment(experiment, registry, run_dir, resume);
+    RunOutcome outcome = run_experiment(experiment, registry, run_dir, resume_run);
     if (outcome.interrupted_by != 0) {
       std::vector<std::string> words;
       for (const auto& dir : given_plugin_dirs) {
         words.emplace_back("--plugins");
         words.push_back(dir);
       }
-      words.push_back("--resume=" + outcome.run_dir.string());
+      if (run_dir_option.empty()) {
+        words.push_back("--resume=" + outcome.run_dir.string());
+      } else {
+        words.insert(words.end(), {"--run-dir", run_dir_option, "--resume=auto"});
+      }
       const std::string again = rerun_command(file, overrides, words);
       std::cout << "run interrupted (" << (outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT")
                 << "): the position is saved in the stage's latest.pt. Resume with:\n  " << again

@@ -7,6 +7,7 @@
 
 #include "cli/cli_common.hpp"
 #include "config/config_error.hpp"
+#include "sweep/shared_sweep.hpp"
 #include "sweep/sweep_run.hpp"
 #include "sweep/sweep_summary.hpp"
 #include "util/text.hpp"
@@ -63,12 +64,26 @@ void reject_trials_without_sweep(const SweepFile& file, const std::vector<std::s
 }
 
 int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& chosen,
-                      const std::vector<std::string>& overrides, const Registry& registry) {
+                      const std::vector<std::string>& overrides, const Registry& registry,
+                      const std::filesystem::path& shared_dir, bool resume_auto) {
   // Every chosen trial is checked before the first one trains: a typo in trial 7 should not
   // surface hours into the sweep.
   const std::vector<LoadedTrial> trials = load_trials(file, chosen, overrides, registry);
-  const SweepOutcome outcome = run_sweep(file, trials, overrides, registry);
+  const bool shared = !shared_dir.empty();
+  const SweepOutcome outcome =
+      shared ? run_shared_sweep_trials(shared_dir, file, trials, overrides, registry, resume_auto)
+             : run_sweep(file, trials, overrides, registry);
   const auto path = (outcome.sweep_dir / "sweep.json").string();
+  if (shared && outcome.interrupted_by == 0) {
+    // Other processes may still be running the rest: this one reports on its own trials.
+    std::vector<std::string> numbers;
+    for (const auto& t : trials) numbers.push_back(std::to_string(t.trial.index));
+    std::printf("sweep trial(s) %s %s; the sweep so far (%s): %s\n", join(numbers, ",").c_str(),
+                outcome.ok ? "completed" : "FAILED", sweep_status_counts(outcome.sweep).c_str(),
+                path.c_str());
+    std::printf("%s", sweep_summary_table(outcome.sweep).c_str());
+    return outcome.ok ? int{kOk} : int{kRunFailed};
+  }
   if (outcome.interrupted_by != 0) {
     // Trials the signal kept from running are not failures; say which to run again.
     std::printf("sweep interrupted (%s; %s): %s\n",
@@ -85,10 +100,24 @@ int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& cho
   std::printf("%s", sweep_summary_table(outcome.sweep).c_str());
   if (outcome.interrupted_by != 0) {
     std::vector<std::string> numbers;
-    for (const std::size_t index : unfinished_trials(outcome.sweep))
-      numbers.push_back(std::to_string(index));
-    const std::string again = rerun_command(file.path, overrides, {"--trial", join(numbers, ",")});
-    std::printf("Run the unfinished trials (in a new sweep directory) with:\n  %s\n",
+    if (shared) {
+      // This process's trials that did not end; the others' are theirs to finish.
+      for (const auto& t : outcome.sweep["trials"]) {
+        const bool mine = std::any_of(trials.begin(), trials.end(), [&](const LoadedTrial& l) {
+          return t["index"] == l.trial.index;
+        });
+        if (mine && t["status"] != "completed" && t["status"] != "failed")
+          numbers.push_back(std::to_string(t["index"].get<std::size_t>()));
+      }
+    } else {
+      for (const std::size_t index : unfinished_trials(outcome.sweep))
+        numbers.push_back(std::to_string(index));
+    }
+    std::vector<std::string> words = {"--trial", join(numbers, ",")};
+    if (shared) words.insert(words.end(), {"--sweep-dir", shared_dir.string(), "--resume=auto"});
+    const std::string again = rerun_command(file.path, overrides, words);
+    std::printf(shared ? "Continue them in the same sweep directory with:\n  %s\n"
+                       : "Run the unfinished trials (in a new sweep directory) with:\n  %s\n",
                 again.c_str());
     return 128 + outcome.interrupted_by;
   }

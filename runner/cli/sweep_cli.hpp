@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -18,8 +19,11 @@ std::vector<std::size_t> parse_trial_option(const std::vector<std::string>& valu
 // exprun run on a sweep: validates the chosen trials (all when `chosen` is empty), runs them,
 // prints the summary. Returns the exit code: 128 + the signal if Ctrl-C or SIGTERM stopped it
 // (printing how to run the unfinished trials), else 1 if any trial failed.
+// shared_dir: --sweep-dir, a sweep directory that other processes may be running trials of
+// too (sweep/shared_sweep.hpp); empty: a new sweep directory. resume_auto: --resume=auto.
 int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& chosen,
-                      const std::vector<std::string>& overrides, const Registry& registry);
+                      const std::vector<std::string>& overrides, const Registry& registry,
+                      const std::filesystem::path& shared_dir = {}, bool resume_auto = false);
 
 // exprun plan on a sweep: lists every trial as --set arguments and validates the chosen ones;
 // returns the trials whose stages `plan` should build and print: the chosen ones, else every

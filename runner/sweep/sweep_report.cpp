@@ -48,24 +48,35 @@ nlohmann::json stage_summary(const nlohmann::json& stage) {
   return out;
 }
 
+nlohmann::json pending_trial_entry(const SweepTrial& trial) {
+  nlohmann::json values = nlohmann::json::object();
+  for (const auto& v : trial.values) values[v.key] = toml_text_json(v.value);
+  return {{"index", trial.index},        {"run_dir", trial_dir_name(trial.index)},
+          {"values", std::move(values)}, {"set", trial.set_arguments()},
+          {"status", "pending"},         {"error", nullptr},
+          {"wall_time_s", nullptr},      {"stages", nlohmann::json::array()}};
+}
+
+void record_trial_end(nlohmann::json& entry, const nlohmann::json& run_report,
+                      const std::string& error, double seconds) {
+  const bool interrupted =
+      run_report.is_object() && run_report.value("status", "") == "interrupted";
+  entry["status"] = interrupted ? "interrupted" : error.empty() ? "completed" : "failed";
+  entry["error"] = error.empty() ? nlohmann::json(nullptr) : nlohmann::json(error);
+  entry["wall_time_s"] = seconds;
+  entry["stages"] = nlohmann::json::array();
+  if (run_report.is_object() && run_report.contains("stages")) {
+    for (const auto& stage : run_report["stages"]) entry["stages"].push_back(stage_summary(stage));
+  }
+}
+
 SweepReport::SweepReport(const SweepSpec& spec, const std::string& experiment,
                          const std::string& source_file, const std::vector<std::string>& overrides,
                          const std::vector<SweepTrial>& trials, std::filesystem::path path,
                          std::time_t started)
     : path_(std::move(path)), start_(std::chrono::steady_clock::now()) {
   nlohmann::json listed = nlohmann::json::array();
-  for (const auto& trial : trials) {
-    nlohmann::json values = nlohmann::json::object();
-    for (const auto& v : trial.values) values[v.key] = toml_text_json(v.value);
-    listed.push_back({{"index", trial.index},
-                      {"run_dir", trial_dir_name(trial.index)},
-                      {"values", std::move(values)},
-                      {"set", trial.set_arguments()},
-                      {"status", "pending"},
-                      {"error", nullptr},
-                      {"wall_time_s", nullptr},
-                      {"stages", nlohmann::json::array()}});
-  }
+  for (const auto& trial : trials) listed.push_back(pending_trial_entry(trial));
   doc_ = {{"schema_version", kSweepSchemaVersion},
           {"kind", "sweep"},
           {"experiment", experiment},
@@ -93,16 +104,8 @@ void SweepReport::start_trial(std::size_t index) { trial(index)["status"] = "run
 void SweepReport::finish_trial(std::size_t index, const nlohmann::json& run_report,
                                const std::string& error, double seconds) {
   nlohmann::json& t = trial(index);
-  const bool interrupted =
-      run_report.is_object() && run_report.value("status", "") == "interrupted";
-  t["status"] = interrupted ? "interrupted" : error.empty() ? "completed" : "failed";
-  stopped_ = stopped_ || interrupted;
-  t["error"] = error.empty() ? nlohmann::json(nullptr) : nlohmann::json(error);
-  t["wall_time_s"] = seconds;
-  t["stages"] = nlohmann::json::array();
-  if (run_report.is_object() && run_report.contains("stages")) {
-    for (const auto& stage : run_report["stages"]) t["stages"].push_back(stage_summary(stage));
-  }
+  record_trial_end(t, run_report, error, seconds);
+  stopped_ = stopped_ || t["status"] == "interrupted";
 }
 
 bool SweepReport::ok() const {

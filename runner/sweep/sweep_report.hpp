@@ -23,6 +23,15 @@ std::string trial_dir_name(std::size_t index);
 // validation MRE, SD and SDR, best epoch, peak memory, speed, batch plan.
 nlohmann::json stage_summary(const nlohmann::json& stage);
 
+// A trial's entry in sweep.json before it runs: its values, "pending", no results.
+nlohmann::json pending_trial_entry(const SweepTrial& trial);
+
+// Fills a trial's entry once it ended: "completed" when error is empty, "interrupted" when the
+// run report says so (Ctrl-C, SIGTERM), else "failed"; its error, wall time and the summary of
+// each stage. run_report: the trial's report.json, or null when it failed before writing one.
+void record_trial_end(nlohmann::json& entry, const nlohmann::json& run_report,
+                      const std::string& error, double seconds);
+
 class SweepReport {
  public:
   // trials: the ones this sweep runs, every one "pending" until it starts; started: the time

@@ -12,6 +12,30 @@
 
 namespace exprun {
 
+std::string sweep_file_copy(const SweepFile& file, const std::vector<std::string>& overrides) {
+  std::string copy = "# " + file.path + " as given";
+  for (const auto& o : overrides) copy += ", --set " + o;
+  return copy + "\n" + file.text;
+}
+
+TrialEnd run_trial(const LoadedTrial& trial, const Registry& registry,
+                   const std::filesystem::path& trial_dir, bool resume) {
+  TrialEnd end;
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    RunOutcome run = run_experiment(trial.experiment, registry, trial_dir, resume);
+    end.report = run.report;
+    end.interrupted_by = run.interrupted_by;
+    if (!run.ok) end.error = run.report.value("error", std::string("the run failed"));
+  } catch (const c10::Error& e) {
+    end.error = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    end.error = e.what();
+  }
+  end.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return end;
+}
+
 SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& trials,
                        const std::vector<std::string>& overrides, const Registry& registry) {
   // experiment.name and experiment.output cannot be swept, so every trial agrees on them.
@@ -23,9 +47,7 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
   const std::time_t started = std::time(nullptr);
   outcome.sweep_dir = make_run_dir(first.output_dir, first.name, started);
 
-  std::string copy = "# " + file.path + " as given";
-  for (const auto& o : overrides) copy += ", --set " + o;
-  write_file_atomically(outcome.sweep_dir / "experiment.toml", copy + "\n" + file.text);
+  write_file_atomically(outcome.sweep_dir / "experiment.toml", sweep_file_copy(file, overrides));
 
   std::vector<SweepTrial> listed;
   for (const auto& t : trials) listed.push_back(t.trial);
@@ -43,23 +65,11 @@ SweepOutcome run_sweep(const SweepFile& file, const std::vector<LoadedTrial>& tr
                       "): " + trial_values_text(trial));
     report.start_trial(trial.index);
     report.write();
-    const auto start = std::chrono::steady_clock::now();
-    nlohmann::json run_report;
-    std::string error;
-    try {
-      RunOutcome run = run_experiment(trials[n].experiment, registry,
-                                      outcome.sweep_dir / trial_dir_name(trial.index));
-      run_report = run.report;
-      outcome.interrupted_by = run.interrupted_by;
-      if (!run.ok) error = run.report.value("error", std::string("the run failed"));
-    } catch (const c10::Error& e) {
-      error = e.what_without_backtrace();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    report.finish_trial(trial.index, run_report, error, seconds);
+    const TrialEnd end =
+        run_trial(trials[n], registry, outcome.sweep_dir / trial_dir_name(trial.index));
+    const std::string& error = end.error;
+    outcome.interrupted_by = end.interrupted_by;
+    report.finish_trial(trial.index, end.report, error, end.seconds);
     report.write();
     // Ctrl-C or SIGTERM stops the sweep, not only the trial it arrived in.
     if (outcome.interrupted_by != 0) {

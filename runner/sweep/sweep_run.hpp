@@ -20,6 +20,21 @@ struct SweepOutcome {
   int interrupted_by = 0;  // SIGINT or SIGTERM when a signal stopped the sweep (ok is then false)
 };
 
+// The sweep directory's experiment.toml: the file as given, under a first line naming it and
+// the user's --set overrides.
+std::string sweep_file_copy(const SweepFile& file, const std::vector<std::string>& overrides);
+
+// One trial run to its end in trial_dir (resume: continue the unfinished run there). Never
+// throws for the trial's own failure: a stage failing or any other error becomes `error`.
+struct TrialEnd {
+  nlohmann::json report;  // the trial's report.json, or null when none was written
+  std::string error;      // empty: completed
+  double seconds = 0;     // this attempt's wall time
+  int interrupted_by = 0;
+};
+TrialEnd run_trial(const LoadedTrial& trial, const Registry& registry,
+                   const std::filesystem::path& trial_dir, bool resume = false);
+
 // trials: validated already (load_trials). Creates <output>/<name>/<UTC time>/ with a copy of
 // the experiment file, sweep.json and trial-NNN/ per trial. A failing trial (a stage failing
 // when built or trained, or any other error) is recorded and the next one still runs.

@@ -147,6 +147,13 @@ std::string format_utc(std::time_t when, const char* strftime_format) {
   return buf;
 }
 
+std::optional<std::time_t> parse_utc(const std::string& text, const char* strptime_format) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), strptime_format, &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  return timegm(&tm);
+}
+
 std::string format_utc_now(const char* strftime_format) {
   return format_utc(std::time(nullptr), strftime_format);
 }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,5 +49,7 @@ std::string format_bytes(std::int64_t bytes);
 inline constexpr const char* kIsoUtc = "%Y-%m-%dT%H:%M:%SZ";
 std::string format_utc(std::time_t when, const char* strftime_format);
 std::string format_utc_now(const char* strftime_format);
+// The inverse of format_utc for a whole string; nullopt when `text` does not match the format.
+std::optional<std::time_t> parse_utc(const std::string& text, const char* strptime_format);
 
 }  // namespace exprun
