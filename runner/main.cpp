@@ -6,6 +6,7 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "memory/memory_tracker.hpp"
+#include "util/signal_thread.hpp"
 
 namespace {
 
@@ -46,6 +47,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 int main(int argc, char** argv) {
   using namespace exprun::cli;
+  // Before anything can start a thread, so that every thread inherits the blocked stop
+  // signals. Should it fail, a run falls back to signal handlers (run/interrupt).
+  exprun::start_signal_thread();
   set_executable_path(argv[0]);
   // Before any tensor exists, so that CPU peak memory counts everything (report, tuner).
   exprun::install_cpu_memory_tracker();

@@ -2,6 +2,8 @@
 
 #include <csignal>
 
+#include "util/signal_thread.hpp"
+
 namespace exprun {
 namespace {
 
@@ -15,8 +17,12 @@ extern "C" void on_stop_signal(int signal) {
 
 }  // namespace
 
-InterruptGuard::InterruptGuard() {
+InterruptGuard::InterruptGuard() : signal_thread_(signal_thread_running()) {
   clear_interrupt_request();
+  if (signal_thread_) {
+    set_run_accepts_stop_requests(true);
+    return;
+  }
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
@@ -25,6 +31,10 @@ InterruptGuard::InterruptGuard() {
 }
 
 InterruptGuard::~InterruptGuard() {
+  if (signal_thread_) {
+    set_run_accepts_stop_requests(false);
+    return;
+  }
   sigaction(SIGINT, &previous_int, nullptr);
   sigaction(SIGTERM, &previous_term, nullptr);
 }

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "util/signal_thread.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -142,7 +143,7 @@ void check_fault_setting(const std::vector<std::string>& stage_names) {
 
 void fault_point(const std::string& point) {
   static const Fault fault = read_fault();
-  if (fault.signal != 0 && fault.point == point) std::raise(fault.signal);
+  if (fault.signal != 0 && fault.point == point) raise_in_process(fault.signal);
 }
 
 }  // namespace exprun

@@ -1,5 +1,6 @@
 // The request to stop a run, as a flag that the trainer polls between steps. Who raises it
-// (run/interrupt's signal handlers) lives above the trainer; the flag lives below it.
+// (util/signal_thread, or run/interrupt's fallback handlers) decides when a signal means a
+// request; the flag itself lives below the trainer, so that a collective stop can poll it too.
 #pragma once
 
 namespace exprun {
@@ -7,7 +8,8 @@ namespace exprun {
 // The signal that asked to stop (SIGINT, SIGTERM), or 0.
 int interrupt_signal();
 
-// Async-signal-safe: a lock-free atomic store, so a signal handler may call it.
+// Async-signal-safe: a lock-free atomic store, so a signal handler may call it (the fallback
+// handlers do; the signal thread calls it as a plain function).
 void request_interrupt(int signal);
 void clear_interrupt_request();
 
