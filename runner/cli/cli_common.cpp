@@ -2,9 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "config/config_error.hpp"
+#include "dist/launch.hpp"
+#include "slurm/requeue.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -122,6 +125,17 @@ std::size_t stage_index_named(const Experiment& experiment, const std::string& n
   }
   throw ConfigError("--stage " + name + ": no stage is named \"" + name + "\"" +
                     did_you_mean(name, names));
+}
+
+void requeue_if_warned(int signal) {
+  if (signal != SIGUSR1) return;
+  RequeueOutcome outcome;
+  try {
+    outcome = requeue_after_warning(dist::detect_launch_from_process());
+  } catch (const std::exception& e) {  // the launch was checked at start; the environment may not
+    outcome.message = std::string("cannot requeue: ") + e.what();
+  }
+  std::cerr << "exprun: " << outcome.message << "\n";
 }
 
 }  // namespace exprun::cli

@@ -65,6 +65,10 @@ std::vector<std::string> with_global_options_after_command(const std::vector<std
 int guarded(const std::function<int()>& body);
 
 // argv[0] as an absolute path, for finding plugins beside the executable.
+// After a run or sweep stopped by `signal` with its position saved: for SIGUSR1, Slurm's early
+// warning, requeues the Slurm job this process runs in and says so on stderr.
+void requeue_if_warned(int signal);
+
 void set_executable_path(const std::filesystem::path& path);
 std::filesystem::path executable_path();
 

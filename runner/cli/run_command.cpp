@@ -15,6 +15,7 @@
 #include "run/plugin_record.hpp"
 #include "run/resume.hpp"
 #include "train/progress.hpp"
+#include "util/interrupt_flag.hpp"
 
 namespace exprun::cli {
 namespace fs = std::filesystem;
@@ -185,9 +186,11 @@ int run_command(const std::vector<std::string>& args) {
         words.insert(words.end(), {"--run-dir", run_dir_option, "--resume=auto"});
       }
       const std::string again = rerun_command(file, overrides, words);
-      std::cout << "run interrupted (" << (outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT")
+      std::cout << "run interrupted (" << stop_signal_name(outcome.interrupted_by)
                 << "): the position is saved in the stage's latest.pt. Resume with:\n  " << again
-                << "\n";
+                << "\n"
+                << std::flush;
+      requeue_if_warned(outcome.interrupted_by);
       return 128 + outcome.interrupted_by;
     }
     const auto& report = outcome.report;

@@ -10,6 +10,7 @@
 #include "sweep/shared_sweep.hpp"
 #include "sweep/sweep_run.hpp"
 #include "sweep/sweep_summary.hpp"
+#include "util/interrupt_flag.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -86,8 +87,7 @@ int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& cho
   }
   if (outcome.interrupted_by != 0) {
     // Trials the signal kept from running are not failures; say which to run again.
-    std::printf("sweep interrupted (%s; %s): %s\n",
-                outcome.interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT",
+    std::printf("sweep interrupted (%s; %s): %s\n", stop_signal_name(outcome.interrupted_by),
                 sweep_status_counts(outcome.sweep).c_str(), path.c_str());
   } else if (outcome.ok) {
     std::printf("sweep completed: %s\n", path.c_str());
@@ -119,6 +119,8 @@ int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& cho
     std::printf(shared ? "Continue them in the same sweep directory with:\n  %s\n"
                        : "Run the unfinished trials (in a new sweep directory) with:\n  %s\n",
                 again.c_str());
+    std::fflush(stdout);
+    requeue_if_warned(outcome.interrupted_by);
     return 128 + outcome.interrupted_by;
   }
   return outcome.ok ? int{kOk} : int{kRunFailed};

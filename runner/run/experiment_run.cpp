@@ -144,8 +144,6 @@ const nlohmann::json* stage_section(const nlohmann::json& report, const std::str
   return nullptr;
 }
 
-std::string signal_name(int signal) { return signal == SIGTERM ? "SIGTERM" : "SIGINT"; }
-
 }  // namespace
 
 // The names below are those of run/, train/ and report/ writers; a user's `notes.tmp-2024` or
@@ -286,7 +284,8 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   if (outcome.ok && stopped) {
     outcome.ok = false;
     outcome.interrupted_by = interrupt_signal();
-    report.set_status("interrupted", "stopped by " + signal_name(outcome.interrupted_by));
+    report.set_status("interrupted",
+                      std::string("stopped by ") + stop_signal_name(outcome.interrupted_by));
   } else if (outcome.ok) {
     report.set_status("completed");
   }

@@ -93,9 +93,9 @@ std::string setting_error(const std::string& text, const std::vector<std::string
                           Fault* parsed) {
   const auto at = text.find('@');
   static const std::map<std::string, int> signals = {
-      {"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}};
+      {"KILL", SIGKILL}, {"TERM", SIGTERM}, {"INT", SIGINT}, {"USR1", SIGUSR1}};
   const auto found = at == std::string::npos ? signals.end() : signals.find(text.substr(0, at));
-  if (found == signals.end()) return "expected KILL@POINT, TERM@POINT or INT@POINT";
+  if (found == signals.end()) return "expected KILL@POINT, TERM@POINT, INT@POINT or USR1@POINT";
   const std::string point = text.substr(at + 1);
   const std::vector<std::string> parts = split(point, ':');
   for (const auto& kind : point_kinds()) {

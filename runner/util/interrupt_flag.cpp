@@ -1,6 +1,7 @@
 #include "util/interrupt_flag.hpp"
 
 #include <atomic>
+#include <csignal>
 
 namespace exprun {
 namespace {
@@ -15,5 +16,18 @@ int interrupt_signal() { return requested.load(); }
 void request_interrupt(int signal) { requested.store(signal); }
 
 void clear_interrupt_request() { requested.store(0); }
+
+const char* stop_signal_name(int signal) {
+  switch (signal) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGUSR1:
+      return "SIGUSR1";
+    default:
+      return "a signal";
+  }
+}
 
 }  // namespace exprun

@@ -13,4 +13,7 @@ int interrupt_signal();
 void request_interrupt(int signal);
 void clear_interrupt_request();
 
+// "SIGINT", "SIGTERM" or "SIGUSR1" (Slurm's early warning), for reports and messages.
+const char* stop_signal_name(int signal);
+
 }  // namespace exprun

@@ -15,11 +15,9 @@
 namespace exprun {
 namespace {
 
-// SIGUSR1 is what Slurm's early warning will send (`--signal=USR1@LEAD`, issue 15), and it
-// will then save and requeue the job. Until it has that meaning, it saves and stops a run as
-// SIGTERM does, so a job warned ahead of its time limit keeps its position, and it is recorded
-// as SIGTERM, the only other name the reports and exit codes know. It is blocked from the
-// start even so: a signal added to the mask later would miss the threads already running.
+// SIGUSR1 is Slurm's early warning (`--signal=USR1@LEAD`): it saves and stops a run as SIGTERM
+// does, and the command then requeues the job (slurm/requeue.hpp). It is blocked from the
+// start: a signal added to the mask later would miss the threads already running.
 constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR1};
 
 std::atomic<bool> running{false};
@@ -63,7 +61,7 @@ sigset_t stop_signal_set() {
 void dispatch(int signal) {
   const bool in_run = run_accepts_requests.load();
   if (in_run && interrupt_signal() == 0) {
-    request_interrupt(signal == SIGUSR1 ? SIGTERM : signal);
+    request_interrupt(signal);
     return;
   }
   if (!in_run && ignored_at_start[signal]) return;

@@ -36,6 +36,8 @@ class SharedSweepTest : public ::testing::Test {
 
   test::ProcessResult run_trial(const std::string& trial, std::vector<std::string> extra = {},
                                 test::ProcessOptions options = {}) {
+    // Two trials training at once on a machine the suite keeps busy take minutes, not seconds.
+    options.timeout_s = 600;
     std::vector<std::string> args = {"run", file_.string(), "--trial",
                                      trial, "--sweep-dir",  sweep_dir_.string()};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -157,8 +159,10 @@ TEST(RunDirTest, ResumeAutoStartsThenSkipsACompletedRun) {
   const fs::path file = dir / "tiny.toml";
   test::write_text(file, e.toml());
   const fs::path run_dir = dir / "run";
-  const auto first =
-      test::run_exprun({"run", file.string(), "--run-dir", run_dir.string(), "--resume=auto"});
+  test::ProcessOptions patient;
+  patient.timeout_s = 600;
+  const auto first = test::run_exprun(
+      {"run", file.string(), "--run-dir", run_dir.string(), "--resume=auto"}, patient);
   ASSERT_EQ(first.exit_code, 0) << first.describe();
   EXPECT_EQ(read_json(run_dir / "report.json")["status"], "completed");
   EXPECT_EQ(read_json(run_dir / "report.json")["run_id"], "run");
@@ -182,12 +186,15 @@ TEST(RunDirTest, ResumeAutoContinuesAnInterruptedRun) {
   const fs::path run_dir = dir / "run";
   test::ProcessOptions fault;
   fault.env["EXPRUN_FAULT"] = "TERM@step:train:1:1";
+  fault.timeout_s = 600;
   const std::vector<std::string> args = {"run", file.string(), "--run-dir", run_dir.string(),
                                          "--resume=auto"};
   const auto stopped = test::run_exprun(args, fault);
   ASSERT_EQ(stopped.exit_code, 128 + 15) << stopped.describe();
   EXPECT_CONTAINS(stopped.out, "--run-dir " + run_dir.string() + " --resume=auto");
-  const auto resumed = test::run_exprun(args);
+  test::ProcessOptions patient;
+  patient.timeout_s = 600;
+  const auto resumed = test::run_exprun(args, patient);
   ASSERT_EQ(resumed.exit_code, 0) << resumed.describe();
   const json report = read_json(run_dir / "report.json");
   EXPECT_EQ(report["status"], "completed");

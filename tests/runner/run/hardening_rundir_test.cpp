@@ -220,7 +220,7 @@ TEST_F(FaultSetting, AnUnknownPointIsRefusedListingTheKnownOnes) {
   EXPECT_CONTAINS(error_of("KILL@step:train:1"),
                   "point 'step:train:1' does not have the form step:STAGE:EPOCH:STEP");
   EXPECT_CONTAINS(error_of("KILL@stage-end:train:1"), "does not have the form stage-end:STAGE");
-  EXPECT_CONTAINS(error_of("KIL@step:train:1:1"), "expected KILL@POINT, TERM@POINT or INT@POINT");
+  EXPECT_CONTAINS(error_of("KIL@step:train:1:1"), "expected KILL@POINT, TERM@POINT, INT@POINT or USR1@POINT");
 }
 
 TEST_F(FaultSetting, FieldsThatCanNeverMatchAreRefused) {

@@ -80,11 +80,13 @@ TEST(SignalThread, AGuardClearsAnEarlierRequest) {
   EXPECT_EQ(interrupt_signal(), 0);
 }
 
-TEST(SignalThread, Sigusr1DuringARunStopsItAsSigtermDoes) {
+TEST(SignalThread, Sigusr1DuringARunStopsItUnderItsOwnName) {
   ASSERT_TRUE(start_signal_thread());
   const InterruptGuard run;
   ::kill(::getpid(), SIGUSR1);
-  EXPECT_EQ(requested_stop(), SIGTERM);
+  // Stopped as SIGTERM stops a run; the name tells the command to requeue a Slurm job after.
+  EXPECT_EQ(requested_stop(), SIGUSR1);
+  EXPECT_STREQ(stop_signal_name(SIGUSR1), "SIGUSR1");
 }
 
 TEST(SignalThread, RaiseInProcessReturnsOnceTheRequestIsRecorded) {
