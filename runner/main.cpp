@@ -25,6 +25,7 @@ commands:
                        accumulation plans, with and without mixed precision and checkpointing
   compare RUN ...      runs side by side: the config keys that differ, metrics with deltas
                        and the best marked (RUN: report.json, run or sweep directory)
+  slurm submit|status  a sweep as a Slurm job array, one task per trial; each trial's state
   eval FILE.toml --checkpoint C
                        score a checkpoint on a split (default test); writes a JSON report
   predict --checkpoint C IMAGE... --out DIR
@@ -79,6 +80,7 @@ int main(int argc, char** argv) {
   if (command == "eval") return eval_command(rest);
   if (command == "predict") return predict_command(rest);
   if (command == "compare") return compare_command(rest);
+  if (command == "slurm") return slurm_command(rest);
   std::cerr << "exprun: error: unknown command '" << command << "'\n\n" << kUsage;
   return kUsageError;
 }

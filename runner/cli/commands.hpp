@@ -17,6 +17,8 @@ int data_command(const std::vector<std::string>& args);
 int eval_command(const std::vector<std::string>& args);
 int predict_command(const std::vector<std::string>& args);
 int compare_command(const std::vector<std::string>& args);
+// exprun slurm submit|status: a sweep as a Slurm job array (docs/distributed.md).
+int slurm_command(const std::vector<std::string>& args);
 // Not a plugin-loading command: it never fails for a broken library.
 int version_command(const std::vector<std::string>& args);
 

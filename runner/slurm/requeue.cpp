@@ -1,42 +1,10 @@
 #include "slurm/requeue.hpp"
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
+#include <stdexcept>
 
-#include <cerrno>
-#include <cstring>
-#include <vector>
-
-extern char** environ;
+#include "slurm/program.hpp"
 
 namespace exprun {
-namespace {
-
-// scontrol's exit status, or -errno when it could not be started. The child gets the default
-// signal mask back: exprun blocks its stop signals in every thread (util/signal_thread).
-int run_scontrol(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
-  pid_t pid = 0;
-  const int error = posix_spawnp(&pid, argv[0], nullptr, &attributes, argv.data(), environ);
-  posix_spawnattr_destroy(&attributes);
-  if (error != 0) return -error;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -errno;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-}  // namespace
 
 std::string slurm_requeue_target(const dist::SlurmJob& job) {
   if (job.array_job_id && job.array_task_id)
@@ -52,19 +20,26 @@ RequeueOutcome requeue_after_warning(const dist::Launch& launch) {
   if (launch.rank != 0)
     return {false, "rank " + std::to_string(launch.rank) + " leaves the requeue to rank 0"};
   const std::string target = slurm_requeue_target(*launch.slurm);
-  const int status = run_scontrol({"scontrol", "requeue", target});
-  if (status == -ENOENT) {
+  const auto scontrol = slurm::find_on_path("scontrol");
+  if (!scontrol) {
     return {false, "cannot requeue Slurm job " + target +
                        ": scontrol is not on the PATH; requeue it by hand (scontrol requeue " +
                        target + ") or resubmit it: it continues with --resume=auto"};
   }
-  if (status < 0) {
-    return {false, "cannot requeue Slurm job " + target +
-                       ": cannot start scontrol: " + std::strerror(-status)};
+  slurm::ProgramResult result;
+  try {
+    result = slurm::run_program(*scontrol, {"requeue", target});
+  } catch (const std::runtime_error& e) {
+    return {false, "cannot requeue Slurm job " + target + ": " + e.what()};
   }
-  if (status != 0) {
-    return {false, "scontrol requeue " + target + " failed (exit " + std::to_string(status) +
-                       "; its message is above): the job ends here, resubmit it to continue"};
+  if (result.exit_code != 0) {
+    std::string said = result.err.empty() ? result.out : result.err;
+    while (!said.empty() && (said.back() == '\n' || said.back() == ' ')) said.pop_back();
+    return {false, "scontrol requeue " + target + " failed (" +
+                       (result.exit_code < 0 ? "signal " + std::to_string(result.term_signal)
+                                             : "exit " + std::to_string(result.exit_code)) +
+                       (said.empty() ? "" : ": " + said) +
+                       "): the job ends here; resubmit it to continue"};
   }
   return {true,
           "requeued Slurm job " + target + ": it continues from latest.pt when it runs again"};

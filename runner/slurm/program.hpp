@@ -1,0 +1,29 @@
+// Running Slurm's client programs (sbatch, squeue) without a shell: found on PATH, started with
+// posix_spawn, their output captured.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace exprun::slurm {
+
+// The first executable file called `name` in a directory of PATH; none when there is none.
+std::optional<std::filesystem::path> find_on_path(const std::string& name);
+
+struct ProgramResult {
+  int exit_code = -1;   // the exit status, or -1 when a signal ended it
+  int term_signal = 0;  // that signal, else 0
+  std::string out;
+  std::string err;
+};
+
+// Runs `program` with `args` (argv[1...]), stdin from /dev/null, and waits for it. The child
+// starts with the stop signals unblocked and at their default action: exprun blocks them in
+// every thread (util/signal_thread.hpp), and a child inherits the mask, so Ctrl-C would
+// otherwise not reach sbatch. Throws std::runtime_error when it cannot be started.
+ProgramResult run_program(const std::filesystem::path& program,
+                          const std::vector<std::string>& args);
+
+}  // namespace exprun::slurm
