@@ -127,6 +127,15 @@ std::size_t stage_index_named(const Experiment& experiment, const std::string& n
                     did_you_mean(name, names));
 }
 
+std::string output_override(const std::string& dir) {
+  std::string quoted;
+  for (char ch : dir) {
+    if (ch == '"' || ch == '\\') quoted += '\\';
+    quoted += ch;
+  }
+  return "experiment.output=\"" + quoted + "\"";
+}
+
 void requeue_if_warned(int signal) {
   if (signal != SIGUSR1) return;
   RequeueOutcome outcome;

@@ -65,6 +65,12 @@ std::vector<std::string> with_global_options_after_command(const std::vector<std
 int guarded(const std::function<int()>& body);
 
 // argv[0] as an absolute path, for finding plugins beside the executable.
+// --output DIR as the override it stands for, added after every --set so that it wins:
+// experiment.output="DIR", quoted as a TOML string, so a directory named 2024 or true is a path.
+// `run` and `slurm submit` share it: a sweep directory's experiment.toml records the overrides,
+// and a trial refuses a directory whose record differs.
+std::string output_override(const std::string& dir);
+
 // After a run or sweep stopped by `signal` with its position saved: for SIGUSR1, Slurm's early
 // warning, requeues the Slurm job this process runs in and says so on stderr.
 void requeue_if_warned(int signal);

@@ -107,13 +107,7 @@ int run_command(const std::vector<std::string>& args) {
     // it came from, not met as an unknown plugin name.
     if (!recorded.empty()) check_plugins(resume_dir);
     if (!output.empty()) {
-      // Quoted as a TOML string: a directory named 2024 or true is still a path.
-      std::string quoted;
-      for (char ch : output) {
-        if (ch == '"' || ch == '\\') quoted += '\\';
-        quoted += ch;
-      }
-      overrides.push_back("experiment.output=\"" + quoted + "\"");
+      overrides.push_back(output_override(output));
     }
     const SweepFile sweep = read_sweep_file(file);
     reject_trials_without_sweep(sweep, trials);

@@ -97,18 +97,6 @@ SplitArguments split_at_double_dash(const std::vector<std::string>& args) {
   return split;
 }
 
-// As `exprun run` turns --output DIR into an override: quoted as a TOML string, so that a
-// directory named 2024 or true is still a path. The sweep directory's experiment.toml records
-// the overrides, and a trial refuses a directory whose record differs, so this must match.
-std::string output_override(const std::string& output) {
-  std::string quoted;
-  for (char ch : output) {
-    if (ch == '"' || ch == '\\') quoted += '\\';
-    quoted += ch;
-  }
-  return "experiment.output=\"" + quoted + "\"";
-}
-
 // "/a/b/" -> "/a/b": a sweep is named after its directory's last component.
 fs::path absolute_dir(const std::string& dir) {
   fs::path path = fs::absolute(dir).lexically_normal();
