@@ -102,10 +102,9 @@ bool start_once() {
 
 }  // namespace
 
-// exprun starts no child process (no fork, exec, posix_spawn, system or popen in the runner).
-// One started later inherits the blocked mask across fork and exec, and a signal to it would
-// then stay pending forever: restore its mask (posix_spawnattr_setsigmask, or pthread_sigmask
-// in the child before exec).
+// A child inherits the blocked mask across fork and exec, and a signal to it would then stay
+// pending forever: every program exprun starts (sbatch, squeue, scontrol) goes through
+// slurm/program.hpp, which gives the child the default mask back.
 bool start_signal_thread() {
   static const bool started = start_once();
   return started;
