@@ -121,16 +121,7 @@ int run_command(const std::vector<std::string>& args) {
           "--run-dir and --resume=DIR both name the run directory: give one (or "
           "--run-dir DIR --resume=auto)");
     }
-    if (!sweep_dir.empty() && !sweep.spec) {
-      throw ConfigError("--sweep-dir: " + file +
-                        " has no [sweep] table; --run-dir DIR names "
-                        "the directory of a single run");
-    }
-    if (!run_dir_option.empty() && sweep.spec) {
-      throw ConfigError("--run-dir: " + file +
-                        " has a [sweep]: its trials go into --sweep-dir "
-                        "DIR (trial-NNN/ each)");
-    }
+    check_directory_options(sweep, file, sweep_dir, run_dir_option);
     if (sweep.spec && resume && !resume_auto) {
       throw po::error(
           "--resume continues one run; for a sweep, continue its trials in their sweep "

@@ -12,6 +12,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "cli/sweep_cli.hpp"
 #include "config/config_error.hpp"
 #include "run/auto_resume.hpp"
 #include "run/experiment_run.hpp"
@@ -187,26 +188,17 @@ int submit_command(const std::vector<std::string>& args) {
     std::vector<std::string> overrides = sets;
     if (!output.empty()) overrides.push_back(output_override(output));
     const SweepFile sweep = read_sweep_file(file_path.string());
+    check_directory_options(sweep, file, sweep_dir_option, run_dir_option);
     std::string experiment_name;
     std::string output_dir;
     std::size_t trial_count = 0;
     if (sweep.spec) {
-      if (!run_dir_option.empty()) {
-        throw ConfigError("--run-dir: " + file +
-                          " has a [sweep]: its trials go into --sweep-dir "
-                          "DIR (trial-NNN/ each)");
-      }
       // Every trial is checked now: a typo in trial 7 should not surface when its task starts.
       const std::vector<LoadedTrial> trials = load_trials(sweep, {}, overrides, registry);
       experiment_name = trials.front().experiment.name;
       output_dir = trials.front().experiment.output_dir;
       trial_count = trials.size();
     } else {
-      if (!sweep_dir_option.empty()) {
-        throw ConfigError("--sweep-dir: " + file +
-                          " has no [sweep] table; --run-dir DIR names the directory of a "
-                          "single run");
-      }
       if (parallel) throw ConfigError("--parallel: " + file + " has no [sweep]: one job, one run");
       const Experiment experiment =
           parse_experiment(sweep.text, file_path.string(), overrides, registry);

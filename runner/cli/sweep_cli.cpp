@@ -64,6 +64,18 @@ void reject_trials_without_sweep(const SweepFile& file, const std::vector<std::s
                     " has no [sweep] table; --trial picks trials of a sweep");
 }
 
+void check_directory_options(const SweepFile& file, const std::string& given,
+                             const std::string& sweep_dir, const std::string& run_dir) {
+  if (!sweep_dir.empty() && !file.spec) {
+    throw ConfigError("--sweep-dir: " + given +
+                      " has no [sweep] table; --run-dir DIR names the directory of a single run");
+  }
+  if (!run_dir.empty() && file.spec) {
+    throw ConfigError("--run-dir: " + given +
+                      " has a [sweep]: its trials go into --sweep-dir DIR (trial-NNN/ each)");
+  }
+}
+
 int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& chosen,
                       const std::vector<std::string>& overrides, const Registry& registry,
                       const std::filesystem::path& shared_dir, bool resume_auto) {

@@ -37,6 +37,12 @@ std::vector<LoadedTrial> plan_sweep_trials(const SweepFile& file,
 // none was named.
 void reject_trials_without_sweep(const SweepFile& file, const std::vector<std::size_t>& chosen);
 
+// --sweep-dir names where a file with a [sweep] puts its trials, --run-dir where a file without
+// one puts its run (`run`, `slurm submit`): throws ConfigError for the other combinations.
+// `given` is the file as the user wrote it, for the message.
+void check_directory_options(const SweepFile& file, const std::string& given,
+                             const std::string& sweep_dir, const std::string& run_dir);
+
 // For commands that measure one configuration (tune, bench): load_first_trial, with a note on
 // stderr when the file has a [sweep], naming `command`.
 Experiment load_one_configuration(const std::string& file,
