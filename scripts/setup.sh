@@ -33,6 +33,8 @@ packages=(
   libboost-program-options-dev
   libopencv-dev           # images and augmentation
   nlohmann-json3-dev      # reports
+  libgloo-dev             # data-parallel training: LibTorch's Gloo header includes Gloo's
+  slurm-wlm munge         # tests: a single-node Slurm cluster (docs/distributed.md)
   libgtest-dev            # tests
   python3-jsonschema      # tests: reports checked against docs/report.schema.json
   clang                   # tests: the fuzz targets (docs/fuzzing.md)

@@ -142,7 +142,7 @@ int submit_command(const std::vector<std::string>& args) {
       "parallel", po::value(&parallel_text),
       "run at most K trials at once (the array's %K; default: as many as Slurm will)")(
       "ranks", po::value(&ranks_text),
-      "tasks per trial (--ntasks); only 1 for now: training across ranks is not implemented")(
+      "ranks per trial (--ntasks): srun starts them as one data-parallel launch")(
       "time", po::value(&time),
       "time limit of each task as sbatch takes it: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, "
       "D-HH:MM:SS; must leave room for the signal lead time + 60 s + 60 s of start-up")(
@@ -160,12 +160,6 @@ int submit_command(const std::vector<std::string>& args) {
     // Every check that needs no file comes first, and every one comes before anything is
     // written: a refused submission leaves no directory behind.
     const std::int64_t ranks = parse_count("--ranks", ranks_text, 1, 1'000'000);
-    if (ranks > 1) {
-      throw ConfigError("--ranks " + ranks_text +
-                        ": training across ranks is not implemented yet (issue 15): exprun run "
-                        "refuses a launch of several ranks, so every task would fail; submit "
-                        "with --ranks 1 (the default)");
-    }
     const std::int64_t lead =
         parse_count("--signal-lead", lead_text, 1, slurm::kMaxSignalLeadSeconds);
     if (!time.empty()) as_usage_error([&] { slurm::check_time_limit(time, lead); });

@@ -78,14 +78,15 @@ void check_directory_options(const SweepFile& file, const std::string& given,
 
 int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& chosen,
                       const std::vector<std::string>& overrides, const Registry& registry,
-                      const std::filesystem::path& shared_dir, bool resume_auto) {
+                      const std::filesystem::path& shared_dir, bool resume_auto,
+                      std::shared_ptr<dist::ProcessGroup> group) {
   // Every chosen trial is checked before the first one trains: a typo in trial 7 should not
   // surface hours into the sweep.
   const std::vector<LoadedTrial> trials = load_trials(file, chosen, overrides, registry);
   const bool shared = !shared_dir.empty();
-  const SweepOutcome outcome =
-      shared ? run_shared_sweep_trials(shared_dir, file, trials, overrides, registry, resume_auto)
-             : run_sweep(file, trials, overrides, registry);
+  const SweepOutcome outcome = shared ? run_shared_sweep_trials(shared_dir, file, trials, overrides,
+                                                                registry, resume_auto, group)
+                                      : run_sweep(file, trials, overrides, registry);
   const auto path = (outcome.sweep_dir / "sweep.json").string();
   if (shared && outcome.interrupted_by == 0) {
     // Other processes may still be running the rest: this one reports on its own trials.

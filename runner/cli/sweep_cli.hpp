@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/process_group.hpp"
 #include "plugins/registry.hpp"
 #include "sweep/sweep_loader.hpp"
 
@@ -23,7 +24,8 @@ std::vector<std::size_t> parse_trial_option(const std::vector<std::string>& valu
 // too (sweep/shared_sweep.hpp); empty: a new sweep directory. resume_auto: --resume=auto.
 int run_sweep_command(const SweepFile& file, const std::vector<std::size_t>& chosen,
                       const std::vector<std::string>& overrides, const Registry& registry,
-                      const std::filesystem::path& shared_dir = {}, bool resume_auto = false);
+                      const std::filesystem::path& shared_dir = {}, bool resume_auto = false,
+                      std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
 // exprun plan on a sweep: lists every trial as --set arguments and validates the chosen ones;
 // returns the trials whose stages `plan` should build and print: the chosen ones, else every

@@ -160,6 +160,12 @@ nlohmann::json flatten_config(const nlohmann::json& report) {
       flatten_into(rest, "stages." + name, out);
     }
   }
+  // The ranks that trained the run: shown like a key when runs differ. Reports from before
+  // data parallelism were written by one process.
+  const auto* world_size = find(report, {"environment", "distributed", "world_size"});
+  const auto* launcher = find(report, {"environment", "distributed", "launcher"});
+  out["distributed.world_size"] = world_size ? *world_size : nlohmann::json(1);
+  out["distributed.launcher"] = launcher ? *launcher : nlohmann::json("single");
   return out;
 }
 

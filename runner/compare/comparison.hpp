@@ -53,7 +53,9 @@ struct Comparison {
 };
 
 // The resolved config of a report as dotted keys: config.experiment.* as "experiment.*",
-// config.stages[i].* as "stages.<name>.*"; arrays are values, not expanded.
+// config.stages[i].* as "stages.<name>.*"; arrays are values, not expanded. Plus
+// "distributed.world_size" and "distributed.launcher" from environment.distributed (1 and
+// "single" for reports from before data parallelism).
 nlohmann::json flatten_config(const nlohmann::json& report);
 
 // Throws ConfigError for --stage naming no stage of any run, and for --landmarks over runs

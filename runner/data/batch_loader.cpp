@@ -16,21 +16,56 @@ std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed) {
   return order;
 }
 
+std::vector<std::vector<std::size_t>> split_into_batches(const std::vector<std::size_t>& order,
+                                                         std::int64_t batch_size) {
+  if (batch_size < 1) throw std::invalid_argument("batch size must be at least 1");
+  std::vector<std::vector<std::size_t>> batches;
+  const auto size = static_cast<std::size_t>(batch_size);
+  for (std::size_t begin = 0; begin < order.size(); begin += size) {
+    const std::size_t end = std::min(order.size(), begin + size);
+    batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(begin),
+                         order.begin() + static_cast<std::ptrdiff_t>(end));
+  }
+  return batches;
+}
+
+std::vector<std::vector<std::size_t>> rank_shares(
+    const std::vector<std::vector<std::size_t>>& batches, int rank, int world_size) {
+  if (world_size < 1 || rank < 0 || rank >= world_size)
+    throw std::invalid_argument("rank " + std::to_string(rank) + " of " +
+                                std::to_string(world_size));
+  const auto ranks = static_cast<std::size_t>(world_size);
+  const auto r = static_cast<std::size_t>(rank);
+  std::vector<std::vector<std::size_t>> shares;
+  for (const auto& batch : batches) {
+    const std::size_t base = batch.size() / ranks;
+    const std::size_t extra = batch.size() % ranks;
+    const std::size_t begin = r * base + std::min(r, extra);
+    const std::size_t count = base + (r < extra ? 1 : 0);
+    shares.emplace_back(batch.begin() + static_cast<std::ptrdiff_t>(begin),
+                        batch.begin() + static_cast<std::ptrdiff_t>(begin + count));
+  }
+  return shares;
+}
+
 BatchLoader::BatchLoader(std::shared_ptr<const sdk::Dataset> dataset,
                          const SamplePipeline& pipeline, std::vector<std::size_t> order,
                          std::int64_t batch_size, std::int64_t workers, bool augment,
                          std::uint64_t seed)
+    : BatchLoader(std::move(dataset), pipeline, split_into_batches(order, batch_size), workers,
+                  augment, seed) {}
+
+BatchLoader::BatchLoader(std::shared_ptr<const sdk::Dataset> dataset,
+                         const SamplePipeline& pipeline,
+                         std::vector<std::vector<std::size_t>> batches, std::int64_t workers,
+                         bool augment, std::uint64_t seed)
     : dataset_(std::move(dataset)),
       pipeline_(pipeline),
-      order_(std::move(order)),
-      batch_size_(batch_size),
+      batches_(std::move(batches)),
       workers_(workers),
       augment_(augment),
       seed_(seed),
-      batch_count_(batch_size < 1 ? 0
-                                  : (order_.size() + static_cast<std::size_t>(batch_size) - 1) /
-                                        static_cast<std::size_t>(batch_size)) {
-  if (batch_size_ < 1) throw std::invalid_argument("batch size must be at least 1");
+      batch_count_(batches_.size()) {
   fill_queue();
 }
 
@@ -43,12 +78,11 @@ BatchLoader::~BatchLoader() {
 }
 
 Batch BatchLoader::make_batch(std::size_t batch_index) const {
-  const std::size_t begin = batch_index * static_cast<std::size_t>(batch_size_);
-  const std::size_t end = std::min(order_.size(), begin + static_cast<std::size_t>(batch_size_));
+  const std::vector<std::size_t>& indices = batches_[batch_index];
+  if (indices.empty()) return pipeline_.empty_batch();
   std::vector<PreparedSample> samples;
-  samples.reserve(end - begin);
-  for (std::size_t i = begin; i < end; ++i) {
-    const std::size_t index = order_[i];
+  samples.reserve(indices.size());
+  for (const std::size_t index : indices) {
     try {
       samples.push_back(
           pipeline_.prepare(dataset_->get(index), augment_, mix_seed(seed_, index, 0xA11CE)));

@@ -22,6 +22,11 @@ class BatchLoader {
   BatchLoader(std::shared_ptr<const sdk::Dataset> dataset, const SamplePipeline& pipeline,
               std::vector<std::size_t> order, std::int64_t batch_size, std::int64_t workers,
               bool augment, std::uint64_t seed);
+  // Batches given as lists of dataset indices; an empty one comes out as a batch of 0 images
+  // (a rank's share of an epoch's short last batch).
+  BatchLoader(std::shared_ptr<const sdk::Dataset> dataset, const SamplePipeline& pipeline,
+              std::vector<std::vector<std::size_t>> batches, std::int64_t workers, bool augment,
+              std::uint64_t seed);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -36,8 +41,7 @@ class BatchLoader {
 
   std::shared_ptr<const sdk::Dataset> dataset_;
   const SamplePipeline& pipeline_;
-  std::vector<std::size_t> order_;
-  std::int64_t batch_size_;
+  std::vector<std::vector<std::size_t>> batches_;
   std::int64_t workers_;
   bool augment_;
   std::uint64_t seed_;
@@ -46,6 +50,15 @@ class BatchLoader {
   std::size_t next_to_return_ = 0;
   std::deque<std::future<Batch>> pending_;
 };
+
+// `order` cut into batches of batch_size (the last one shorter when it does not divide).
+std::vector<std::vector<std::size_t>> split_into_batches(const std::vector<std::size_t>& order,
+                                                         std::int64_t batch_size);
+
+// Data parallelism: rank `rank`'s part of each of `batches`, contiguous, sizes differing by at
+// most one (the lower ranks take the remainder); a rank's part may be empty.
+std::vector<std::vector<std::size_t>> rank_shares(
+    const std::vector<std::vector<std::size_t>>& batches, int rank, int world_size);
 
 // 0, 1, ..., n-1 shuffled by `seed` (Fisher-Yates with our own draws, so the order is the
 // same with every standard library).

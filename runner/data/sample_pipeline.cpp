@@ -138,4 +138,11 @@ Batch SamplePipeline::collate(std::vector<PreparedSample> samples) {
   return batch;
 }
 
+Batch SamplePipeline::empty_batch() const {
+  Batch batch;
+  batch.images = torch::zeros({0, spec_.channels, spec_.input_height, spec_.input_width});
+  batch.heatmaps = torch::zeros({0, spec_.num_landmarks, heatmap_height(), heatmap_width()});
+  return batch;
+}
+
 }  // namespace exprun

@@ -55,6 +55,8 @@ class SamplePipeline {
   // thread prepared them.
   PreparedSample prepare(const sdk::Sample& sample, bool augment, std::uint64_t rng_seed) const;
   static Batch collate(std::vector<PreparedSample> samples);
+  // A batch of 0 images of this pipeline's shapes.
+  Batch empty_batch() const;
 
   const PipelineSpec& spec() const { return spec_; }
   std::int64_t heatmap_width() const { return spec_.input_width / spec_.stride; }

@@ -52,6 +52,10 @@ void RunReport::continue_from(const nlohmann::json& previous) {
                              {"environment", doc_["environment"]}});
 }
 
+void RunReport::set_distributed(const nlohmann::json& distributed) {
+  doc_["environment"]["distributed"] = distributed;
+}
+
 void RunReport::set_stage(const nlohmann::json& stage) {
   for (auto& existing : doc_["stages"]) {
     if (existing["name"] == stage["name"]) {
@@ -78,12 +82,14 @@ void RunReport::set_status(const std::string& status, const std::string& error) 
   if (status != "running") doc_["finished_at"] = format_utc_now(kIsoUtc);
 }
 
-void RunReport::write() const {
+nlohmann::json RunReport::json() const {
   nlohmann::json doc = doc_;
   doc["wall_time_s"] =
       earlier_wall_seconds_ +
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  write_file_atomically(path_, doc.dump(2) + "\n");
+  return doc;
 }
+
+void RunReport::write() const { write_file_atomically(path_, json().dump(2) + "\n"); }
 
 }  // namespace exprun

@@ -27,6 +27,9 @@ class RunReport {
   // Continues a report written by an earlier, unfinished run of the same experiment: keeps its
   // start time, stages and wall time, and records this resume in "resumes".
   void continue_from(const nlohmann::json& previous);
+  // environment.distributed: the ranks that train together (call before continue_from, so that
+  // the resume records it too).
+  void set_distributed(const nlohmann::json& distributed);
   // Replaces (or appends) the section of the stage with this name.
   void set_stage(const nlohmann::json& stage);
   // Marks a stage failed, keeping whatever it had reported before failing.
@@ -34,7 +37,8 @@ class RunReport {
   void set_status(const std::string& status, const std::string& error = "");
   // Writes report.json atomically.
   void write() const;
-  const nlohmann::json& json() const { return doc_; }
+  // The document as write() writes it, wall_time_s included.
+  nlohmann::json json() const;
 
  private:
   nlohmann::json doc_;

@@ -13,15 +13,18 @@
 #include "report/report.hpp"
 #include "run/interrupt.hpp"
 #include "run/plugin_record.hpp"
+#include "run/rank_plan.hpp"
 #include "run/resume.hpp"
 #include "run/run_lock.hpp"
 #include "run/stage_chain.hpp"
 #include "train/batch_tuner.hpp"
+#include "train/data_parallel.hpp"
 #include "train/progress.hpp"
 #include "train/stage_builder.hpp"
 #include "train/stage_trainer.hpp"
 #include "util/atomic_file.hpp"
 #include "util/fault_injection.hpp"
+#include "util/interrupt_flag.hpp"
 #include "util/text.hpp"
 #include "util/timestamp.hpp"
 
@@ -109,8 +112,16 @@ std::string resolved_config_toml(const nlohmann::json& config) {
 
 namespace {
 
-// micro_batch = "auto": measure now, print the table, train with the choice.
-void tune_for_run(BuiltStage& built, const StageConfig& stage) {
+// micro_batch = "auto": measure now, print the table, train with the choice. With several
+// ranks each measures its own share of the global batch on its own device, and all take the
+// smallest choice, so that every rank fits.
+void tune_for_run(BuiltStage& built, const StageConfig& config, dist::ProcessGroup* group) {
+  StageConfig share = config;
+  if (group) {
+    const std::int64_t ranks = group->world_size();
+    share.memory.effective_batch = (config.memory.effective_batch + ranks - 1) / ranks;
+  }
+  const StageConfig& stage = share;
   const TuneOptions options = tune_options_for(stage, built);
   Progress::message(
       "exprun: stage " + stage.name + ": tuning the micro-batch for effective batch " +
@@ -123,9 +134,34 @@ void tune_for_run(BuiltStage& built, const StageConfig& stage) {
   std::string table = tune_table(result);
   if (!table.empty() && table.back() == '\n') table.pop_back();
   Progress::message(table);
+  if (group) {
+    torch::Tensor negated = torch::tensor({-built.micro_batch}, torch::kInt64);
+    group->all_reduce_max(negated, "agreeing the micro-batch");
+    const std::int64_t smallest = -negated.item<std::int64_t>();
+    if (smallest != built.micro_batch) {
+      built.micro_batch = smallest;
+      built.strategies = built.make_strategies(smallest);
+    }
+    built.tuning["ranks_agreed_micro_batch"] = smallest;
+    Progress::message(
+        "exprun: stage " + stage.name + ": each of " + std::to_string(group->world_size()) +
+        " ranks trains " + std::to_string(stage.memory.effective_batch) + " of " +
+        std::to_string(config.memory.effective_batch) + " images per step, micro-batch " +
+        std::to_string(smallest) + " (the smallest any rank chose)");
+    return;
+  }
   Progress::message("exprun: stage " + stage.name + ": micro-batch " +
                     std::to_string(result.chosen_micro_batch) + " x " +
                     built.tuning["chosen_accumulation"].dump() + " accumulation");
+}
+
+// interrupt_signal(), agreed by all ranks: one of them may have been signalled alone.
+int agreed_stop_signal(dist::ProcessGroup* group) {
+  if (!group) return interrupt_signal();
+  torch::Tensor value =
+      torch::tensor({static_cast<std::int64_t>(interrupt_signal())}, torch::kInt64);
+  group->all_reduce_max(value, "agreeing whether to stop");
+  return static_cast<int>(value.item<std::int64_t>());
 }
 
 // The batch plan a resumed stage trained with: what the tuner chose then, not a new
@@ -169,13 +205,12 @@ void check_fault_points(const Experiment& experiment) {
   }
 }
 
-RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
-                          const fs::path& run_dir, bool resume) {
-  check_fault_points(experiment);
-  const std::int64_t threads = apply_thread_count(experiment.threads);
-  const std::time_t started = std::time(nullptr);
-  RunOutcome outcome;
-  nlohmann::json previous;
+namespace {
+
+// Rank 0's (or the only process's) choice of run directory: created, or shown to be a run of
+// this experiment when resuming.
+void choose_run_dir(const Experiment& experiment, const fs::path& run_dir, bool resume,
+                    std::time_t started, RunOutcome& outcome) {
   if (resume) {
     if (!fs::is_directory(run_dir))
       throw std::runtime_error("cannot resume " + run_dir.string() + ": no such directory");
@@ -189,20 +224,59 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     fs::create_directories(run_dir);
     outcome.run_dir = run_dir;
   }
-  // Held until the run returns, every stage included: a second process (a --resume while this
-  // one trains) is refused instead of writing the same files.
-  const RunLock lock(outcome.run_dir);
-  // Again under the lock: a writer that ended since the check above may have changed it.
-  if (resume) previous = read_run_to_resume(outcome.run_dir, experiment);
-  // A crash between writing a temporary file and renaming it leaves NAME.tmp-PID behind; with
-  // the lock held, no other process can be writing one, not even one with our pid (in a
-  // container every run may be pid 1), and this process has written nothing yet.
-  for (const auto& stale : remove_stale_temporaries(outcome.run_dir, is_atomic_run_file)) {
-    Progress::message("exprun: removed " + stale.string() + ", left by an interrupted write");
+}
+
+}  // namespace
+
+RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
+                          const fs::path& run_dir, bool resume,
+                          std::shared_ptr<dist::ProcessGroup> group) {
+  // One process, or rank 0: the only writer of the run directory.
+  const bool writer = !group || group->rank() == 0;
+  RunOutcome outcome;
+  nlohmann::json previous;
+  std::optional<RunLock> lock;
+  std::int64_t threads = 0;
+  const std::time_t started = std::time(nullptr);
+  if (writer) {
+    try {
+      check_fault_points(experiment);
+      threads = apply_thread_count(experiment.threads);
+      choose_run_dir(experiment, run_dir, resume, started, outcome);
+      // Held until the run returns, every stage included: a second process (a --resume while
+      // this one trains) is refused instead of writing the same files.
+      lock.emplace(outcome.run_dir);
+      // Again under the lock: a writer that ended since the check above may have changed it.
+      if (resume) previous = read_run_to_resume(outcome.run_dir, experiment);
+    } catch (const std::exception& e) {
+      if (group) send_rank_plan(*group, {RankPlan::Action::kFailed, {}, false, e.what()});
+      throw;
+    }
+    if (group) send_rank_plan(*group, {RankPlan::Action::kRun, outcome.run_dir, resume, {}});
+  } else {
+    check_fault_points(experiment);
+    threads = apply_thread_count(experiment.threads);
+    const RankPlan plan = receive_rank_plan(*group);
+    outcome.run_dir = plan.run_dir;
+    if (plan.action == RankPlan::Action::kNothingToDo) {
+      outcome.ok = true;
+      outcome.nothing_to_do = true;
+      return outcome;
+    }
+    resume = plan.resume;
+    if (resume) previous = read_run_to_resume(outcome.run_dir, experiment);
+  }
+  if (writer) {
+    // A crash between writing a temporary file and renaming it leaves NAME.tmp-PID behind; with
+    // the lock held, no other process can be writing one, not even one with our pid (in a
+    // container every run may be pid 1), and this process has written nothing yet.
+    for (const auto& stale : remove_stale_temporaries(outcome.run_dir, is_atomic_run_file)) {
+      Progress::message("exprun: removed " + stale.string() + ", left by an interrupted write");
+    }
   }
   const std::string run_id = outcome.run_dir.filename().string();
 
-  if (!resume) {
+  if (!resume && writer) {
     std::string input = "# " + experiment.source_file + " as given";
     for (const auto& o : experiment.overrides) input += ", --set " + o;
     input += "\n" + experiment.source_text;
@@ -213,19 +287,22 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   }
 
   RunReport report(experiment, run_id, outcome.run_dir / "report.json", threads, started);
+  report.set_distributed(describe_distribution(group.get()));
   if (resume) report.continue_from(previous);
-  report.write();
+  auto write_report = [&] {
+    if (writer) report.write();
+  };
+  write_report();
   Progress::message(std::string("exprun: ") + (resume ? "resuming" : "run") + " " +
-                    outcome.run_dir.string() + " (" + std::to_string(threads) + " threads)");
+                    outcome.run_dir.string() + " (" + std::to_string(threads) + " threads" +
+                    (group ? ", " + std::to_string(group->world_size()) + " ranks" : "") + ")");
   const InterruptGuard interrupts;
   outcome.ok = true;
-  bool stopped = false;  // by a signal, before the last stage finished
+  int stop_signal = 0;  // that stopped the run before the last stage finished
   for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
     const StageConfig& stage = experiment.stages[i];
-    if (interrupt_signal() != 0) {
-      stopped = true;
-      break;
-    }
+    stop_signal = agreed_stop_signal(group.get());
+    if (stop_signal != 0) break;
     if (resume) {
       const nlohmann::json* done = stage_section(previous, stage.name);
       if (done && done->value("status", "") == "completed") {
@@ -234,14 +311,16 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
       }
     }
     try {
-      BuiltStage built = build_stage(experiment, stage, i, registry);
+      BuiltStage built =
+          build_stage(experiment, stage, i, registry,
+                      group ? std::optional<int>(group->local_rank()) : std::nullopt);
       const fs::path stage_dir = outcome.run_dir / stage.name;
       const std::optional<fs::path> checkpoint =
           resume ? newest_valid_checkpoint(stage_dir) : std::nullopt;
       if (checkpoint) {
         reuse_batch_plan(built, stage, read_checkpoint_info(*checkpoint));
       } else if (stage.memory.micro_batch_auto) {
-        tune_for_run(built, stage);
+        tune_for_run(built, stage, group.get());
       }
       nlohmann::json chain = apply_stage_chain(stage, built, outcome.run_dir, !checkpoint);
       Progress::message("exprun: stage " + stage.name + " on " + built.device.str() + ": " +
@@ -252,9 +331,9 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
           experiment, stage, i, std::move(built), stage_dir,
           [&](const nlohmann::json& section) {
             report.set_stage(section);
-            report.write();
+            write_report();
           },
-          std::move(chain));
+          std::move(chain), group);
       if (checkpoint) {
         const CheckpointInfo info = trainer.resume_from(*checkpoint);
         Progress::message("exprun: stage " + stage.name + ": continuing from " +
@@ -266,9 +345,9 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
       }
       const nlohmann::json section = trainer.run();
       report.set_stage(section);
-      report.write();
+      write_report();
       if (section["status"] == "interrupted") {
-        stopped = true;
+        stop_signal = trainer.stop_signal();
         break;
       }
       fault_point("stage-end:" + stage.name);
@@ -281,16 +360,23 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     }
     if (!outcome.ok) break;
   }
-  if (outcome.ok && stopped) {
+  if (outcome.ok && stop_signal != 0) {
     outcome.ok = false;
-    outcome.interrupted_by = interrupt_signal();
-    report.set_status("interrupted",
-                      std::string("stopped by ") + stop_signal_name(outcome.interrupted_by));
+    outcome.interrupted_by = stop_signal;
+    report.set_status("interrupted", std::string("stopped by ") + stop_signal_name(stop_signal));
   } else if (outcome.ok) {
     report.set_status("completed");
   }
-  report.write();
+  write_report();
   outcome.report = report.json();
+  if (!writer && !outcome.ok && outcome.interrupted_by == 0) {
+    // Rank 0 records failures in the report; another rank has only its message to show.
+    for (const auto& section : outcome.report["stages"])
+      if (section.value("status", "") == "failed")
+        Progress::message_always("exprun: rank " + std::to_string(group->rank()) + ": stage " +
+                                 section.value("name", "") +
+                                 " failed: " + section.value("error", ""));
+  }
   return outcome;
 }
 

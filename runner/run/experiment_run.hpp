@@ -8,6 +8,7 @@
 #include <string>
 
 #include "config/experiment.hpp"
+#include "dist/process_group.hpp"
 #include "plugins/registry.hpp"
 
 namespace exprun {
@@ -16,7 +17,8 @@ struct RunOutcome {
   std::filesystem::path run_dir;
   nlohmann::json report;
   bool ok = false;
-  int interrupted_by = 0;  // SIGINT or SIGTERM when a signal stopped the run (ok is then false)
+  int interrupted_by = 0;      // SIGINT or SIGTERM when a signal stopped the run (ok is then false)
+  bool nothing_to_do = false;  // a rank other than 0: rank 0 found the run completed already
 };
 
 // threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
@@ -39,8 +41,12 @@ std::filesystem::path make_run_dir(const std::filesystem::path& output, const st
 // are removed once the lock is held.
 // Throws ConfigError, before anything is written, when EXPRUN_FAULT names no point of this
 // experiment (util/fault_injection.hpp).
+// group: this process is one rank of a data-parallel launch (null: one process). Rank 0 decides
+// the run directory as above (run_dir, resume) and alone locks and writes it; the other ranks
+// ignore run_dir and resume, take rank 0's plan (run/rank_plan.hpp) and train their shares.
 RunOutcome run_experiment(const Experiment& experiment, const Registry& registry,
-                          const std::filesystem::path& run_dir = {}, bool resume = false);
+                          const std::filesystem::path& run_dir = {}, bool resume = false,
+                          std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
 // Whether `relative` (a path inside a run directory) is a file the run writes atomically:
 // report.json, experiment.toml, resolved.toml, plugins.json, STAGE/metrics.jsonl, STAGE/curves.png

@@ -16,6 +16,7 @@
 
 #include "config/config_error.hpp"
 #include "run/auto_resume.hpp"
+#include "run/rank_plan.hpp"
 #include "run/run_lock.hpp"
 #include "sweep/sweep_report.hpp"
 #include "train/progress.hpp"
@@ -203,7 +204,8 @@ nlohmann::json rebuild_shared_sweep(const fs::path& sweep_dir) {
 SweepOutcome run_shared_sweep_trials(const fs::path& sweep_dir, const SweepFile& file,
                                      const std::vector<LoadedTrial>& trials,
                                      const std::vector<std::string>& overrides,
-                                     const Registry& registry, bool resume_auto) {
+                                     const Registry& registry, bool resume_auto,
+                                     std::shared_ptr<dist::ProcessGroup> group) {
   // Every trial directory is looked at before anything runs: without --resume=auto, one that
   // holds a run already is refused as a whole, not found hours into the sweep.
   std::vector<RunDirState> states;
@@ -228,6 +230,7 @@ SweepOutcome run_shared_sweep_trials(const fs::path& sweep_dir, const SweepFile&
     if (states[n] == RunDirState::kCompleted) {
       Progress::message("exprun: sweep trial " + std::to_string(trial.index) +
                         " completed already: " + trial_dir.string());
+      if (group) send_rank_plan(*group, {RankPlan::Action::kNothingToDo, trial_dir, false, {}});
       // Its status file may be missing (a crash after the run, before the file was written).
       const nlohmann::json report = read_json_file(trial_dir / "report.json");
       record_trial_end(entry, report, "", report.value("wall_time_s", 0.0));
@@ -244,7 +247,7 @@ SweepOutcome run_shared_sweep_trials(const fs::path& sweep_dir, const SweepFile&
     write_trial_status(sweep_dir, entry, started_at, nullptr);
     rebuild_shared_sweep(sweep_dir);
 
-    const TrialEnd end = run_trial(trials[n], registry, trial_dir, resume);
+    const TrialEnd end = run_trial(trials[n], registry, trial_dir, resume, group);
     if (!end.error.empty() && trial_held_elsewhere(trial_dir)) {
       // Another process is running this trial (the same array task started twice): its
       // status file is its own to write.

@@ -41,9 +41,12 @@ bool is_shared_sweep(const std::filesystem::path& sweep_dir);
 // trial directory that holds a run already is an error (nothing is overwritten). A signal stops
 // after the trial it arrived in, as in run_sweep. `sweep` in the outcome is the rebuilt
 // sweep.json; `ok` says whether every trial *this process* ran or skipped completed.
+// group: rank 0 of the ranks that train the (one) trial together; the other ranks run it with
+// run_experiment and take rank 0's plan, "nothing to do" for a trial that completed already.
 SweepOutcome run_shared_sweep_trials(const std::filesystem::path& sweep_dir, const SweepFile& file,
                                      const std::vector<LoadedTrial>& trials,
                                      const std::vector<std::string>& overrides,
-                                     const Registry& registry, bool resume_auto);
+                                     const Registry& registry, bool resume_auto,
+                                     std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
 }  // namespace exprun

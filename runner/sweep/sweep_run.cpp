@@ -19,11 +19,12 @@ std::string sweep_file_copy(const SweepFile& file, const std::vector<std::string
 }
 
 TrialEnd run_trial(const LoadedTrial& trial, const Registry& registry,
-                   const std::filesystem::path& trial_dir, bool resume) {
+                   const std::filesystem::path& trial_dir, bool resume,
+                   std::shared_ptr<dist::ProcessGroup> group) {
   TrialEnd end;
   const auto start = std::chrono::steady_clock::now();
   try {
-    RunOutcome run = run_experiment(trial.experiment, registry, trial_dir, resume);
+    RunOutcome run = run_experiment(trial.experiment, registry, trial_dir, resume, group);
     end.report = run.report;
     end.interrupted_by = run.interrupted_by;
     if (!run.ok) end.error = run.report.value("error", std::string("the run failed"));

@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "dist/process_group.hpp"
 #include "plugins/registry.hpp"
 #include "sweep/sweep_loader.hpp"
 
@@ -32,8 +34,10 @@ struct TrialEnd {
   double seconds = 0;     // this attempt's wall time
   int interrupted_by = 0;
 };
+// group: this process is rank 0 of the ranks training the trial (run_experiment's group).
 TrialEnd run_trial(const LoadedTrial& trial, const Registry& registry,
-                   const std::filesystem::path& trial_dir, bool resume = false);
+                   const std::filesystem::path& trial_dir, bool resume = false,
+                   std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
 // trials: validated already (load_trials). Creates <output>/<name>/<UTC time>/ with a copy of
 // the experiment file, sweep.json and trial-NNN/ per trial. A failing trial (a stage failing

@@ -115,6 +115,12 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive) {
     if (!libtorch.isString()) throw std::runtime_error("exprun.libtorch_version is not a string");
     info.libtorch_version = libtorch.toStringRef();
   }
+  c10::IValue world_size;
+  if (archive.try_read("exprun.world_size", world_size)) {
+    if (!world_size.isInt() || world_size.toInt() < 1)
+      throw std::runtime_error("exprun.world_size is not a positive integer");
+    info.world_size = world_size.toInt();
+  }
   return info;
 }
 
@@ -169,6 +175,7 @@ void save_checkpoint(const fs::path& path, const TrainingState& state, const Che
                 c10::IValue(c10::List<std::string>(info.landmark_titles)));
   archive.write("exprun.trainer_state", c10::IValue(info.trainer_state.dump()));
   archive.write("exprun.libtorch_version", c10::IValue(std::string(TORCH_VERSION)));
+  archive.write("exprun.world_size", c10::IValue(info.world_size));
   torch::serialize::OutputArchive model_archive;
   state.model.save(model_archive);
   archive.write("model", model_archive);

@@ -44,6 +44,8 @@ struct CheckpointInfo {
   // The LibTorch that wrote the file (TORCH_VERSION); empty for files from before exprun
   // recorded it, which were all written by 1.13.
   std::string libtorch_version;
+  // Ranks that trained together (data parallelism); 1 for files from before exprun had ranks.
+  std::int64_t world_size = 1;
 };
 
 // What a checkpoint restores besides its metadata.

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 
 #include "util/text.hpp"
@@ -40,7 +41,17 @@ void Progress::end_epoch(const std::string& summary) {
   std::fflush(stderr);
 }
 
+namespace {
+std::atomic<bool> quiet_messages{false};
+}  // namespace
+
+void Progress::set_quiet(bool quiet) { quiet_messages = quiet; }
+
 void Progress::message(const std::string& text) {
+  if (!quiet_messages) message_always(text);
+}
+
+void Progress::message_always(const std::string& text) {
   std::fprintf(stderr, "%s\n", text.c_str());
   std::fflush(stderr);
 }

@@ -17,6 +17,10 @@ class Progress {
             double seconds_left);
   void end_epoch(const std::string& summary);
   static void message(const std::string& text);
+  // Ranks other than 0 of a data-parallel run keep quiet: rank 0 says the same for all.
+  static void set_quiet(bool quiet);
+  // Printed also when quiet: what only this rank knows (its own failure).
+  static void message_always(const std::string& text);
 
  private:
   std::string stage_;

@@ -73,21 +73,27 @@ void use_channels_last(torch::nn::Module& model) {
 
 EvaluatedModel BuiltStage::evaluated() { return {*model, strategies, *pipeline, device, decode}; }
 
-torch::Device resolve_device(const std::string& device) {
-  if (device == "auto") return torch::cuda::is_available() ? torch::kCUDA : torch::kCPU;
-  if (device.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
+torch::Device resolve_device(const std::string& device, std::optional<int> local_rank) {
+  const bool cuda = device == "auto" ? torch::cuda::is_available() : device.rfind("cuda", 0) == 0;
+  if (cuda && !torch::cuda::is_available()) {
     throw std::runtime_error("device \"" + device +
                              "\" was asked for, but this LibTorch sees no CUDA device "
                              "(use device = \"auto\" or \"cpu\")");
   }
-  return torch::Device(device);
+  if (device == "auto" && !cuda) return torch::kCPU;
+  if (local_rank && (device == "auto" || device == "cuda")) {
+    const auto gpus = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(*local_rank % gpus));
+  }
+  return device == "auto" ? torch::Device(torch::kCUDA) : torch::Device(device);
 }
 
 BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
-                       std::size_t stage_index, const Registry& registry) {
+                       std::size_t stage_index, const Registry& registry,
+                       std::optional<int> local_rank) {
   BuiltStage out;
   try {
-    out.device = resolve_device(stage.device);
+    out.device = resolve_device(stage.device, local_rank);
   } catch (const std::exception& e) {
     throw ConfigError(stage.where + ": stages." + stage.name + ".device: " + e.what());
   }

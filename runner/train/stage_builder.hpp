@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,9 +58,14 @@ void use_channels_last(torch::nn::Module& model);
 torch::Tensor landmark_weight_tensor(const LandmarkWeights& weights,
                                      const std::vector<std::string>& symbols);
 
-torch::Device resolve_device(const std::string& device);
+// local_rank: this process is that rank on its machine of a data-parallel launch; "cuda" (and
+// "auto" on a CUDA machine) then means its own GPU, local_rank modulo the GPUs it sees, as
+// torchrun and srun users expect. An explicit "cuda:N" is kept.
+torch::Device resolve_device(const std::string& device,
+                             std::optional<int> local_rank = std::nullopt);
 // stage_index seeds the model's initialisation, so each stage of a run is reproducible.
 BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
-                       std::size_t stage_index, const Registry& registry);
+                       std::size_t stage_index, const Registry& registry,
+                       std::optional<int> local_rank = std::nullopt);
 
 }  // namespace exprun

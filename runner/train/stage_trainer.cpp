@@ -32,7 +32,7 @@ std::string relative_to(const fs::path& path, const fs::path& base) {
 StageTrainer::StageTrainer(const Experiment& experiment, const StageConfig& config,
                            std::size_t stage_index, BuiltStage stage, fs::path stage_dir,
                            std::function<void(const nlohmann::json&)> on_epoch,
-                           nlohmann::json chain)
+                           nlohmann::json chain, std::shared_ptr<dist::ProcessGroup> group)
     : experiment_(experiment),
       config_(config),
       stage_index_(stage_index),
@@ -40,6 +40,7 @@ StageTrainer::StageTrainer(const Experiment& experiment, const StageConfig& conf
       dir_(std::move(stage_dir)),
       on_epoch_(std::move(on_epoch)),
       chain_(std::move(chain)) {
+  if (group) parallel_ = std::make_unique<DataParallel>(std::move(group), *stage_.model);
   optimizer_ = make_optimizer(config_.optimizer, stage_.model->parameters());
   const auto batch = static_cast<std::size_t>(config_.memory.effective_batch);
   steps_per_epoch_ = static_cast<std::int64_t>((stage_.train->size() + batch - 1) / batch);
@@ -83,12 +84,20 @@ CheckpointInfo StageTrainer::resume_from(const fs::path& checkpoint) {
   const std::string written_by = unrecorded ? "1.13" : info.libtorch_version;
   const bool same = unrecorded ? TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR == 13
                                : written_by == TORCH_VERSION;
-  if (!same) {
+  if (!same && writes_outputs()) {
     Progress::message("exprun: warning: checkpoint " + checkpoint.string() +
                       " was written with LibTorch " + written_by +
                       " and is resumed with LibTorch " + TORCH_VERSION +
                       ": training continues from it, but not bit-identically to a "
                       "run that stays on one LibTorch version");
+  }
+  const std::int64_t ranks = parallel_ ? parallel_->world_size() : 1;
+  if (info.world_size != ranks && writes_outputs()) {
+    Progress::message("exprun: warning: checkpoint " + checkpoint.string() + " was written by " +
+                      std::to_string(info.world_size) + " rank(s) and is resumed by " +
+                      std::to_string(ranks) +
+                      ": each global batch is split differently, so training continues "
+                      "soundly but not bit-identically to a run that kept its world size");
   }
   progress_ = stage_progress_from_json(info.trainer_state, stage_.symbols(), info.epoch,
                                        info.global_step, info.best_epoch);
@@ -109,18 +118,28 @@ EpochStats StageTrainer::train_epoch(std::int64_t epoch, EpochStats so_far,
   const auto done = std::min<std::size_t>(
       order.size(), static_cast<std::size_t>(so_far.steps * config_.memory.effective_batch));
   order.erase(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(done));
-  BatchLoader loader(stage_.train, *stage_.pipeline, std::move(order),
-                     config_.memory.effective_batch, config_.data.workers, true, epoch_seed);
+  std::vector<std::vector<std::size_t>> batches =
+      split_into_batches(order, config_.memory.effective_batch);
+  // Counted globally (images/s, the mean loss): every rank trains its share of each batch.
+  std::vector<std::int64_t> global_sizes;
+  for (const auto& b : batches) global_sizes.push_back(static_cast<std::int64_t>(b.size()));
+  if (parallel_) batches = rank_shares(batches, parallel_->rank(), parallel_->world_size());
+  BatchLoader loader(stage_.train, *stage_.pipeline, std::move(batches), config_.data.workers, true,
+                     epoch_seed);
   const auto total_steps = so_far.steps + static_cast<std::int64_t>(loader.batch_count());
   for (const auto& l : listeners) l->on_epoch_start(epoch, total_steps);
   const auto start = Clock::now();
   const std::string fault_prefix = "step:" + config_.name + ":" + std::to_string(epoch + 1) + ":";
   stage_.model->train();
-  while (auto batch = loader.next()) {
+  for (std::size_t index = 0; auto batch = loader.next(); ++index) {
     const double lr = schedule_->at(progress_.global_step);
     set_learning_rate(*optimizer_, lr);
-    const StepResult result = optimisation_step(step_parts(), *optimizer_, stage_.micro_batch,
-                                                batch->images, batch->heatmaps);
+    const std::int64_t images = global_sizes[index];
+    std::optional<StepSync> sync;
+    if (parallel_) sync.emplace(StepSync{*parallel_, images, stats.steps + 1, interrupt_signal()});
+    const StepResult result =
+        optimisation_step(step_parts(), *optimizer_, stage_.micro_batch, batch->images,
+                          batch->heatmaps, sync ? &*sync : nullptr);
     const double loss = result.loss;
     if (!std::isfinite(loss)) {
       throw std::runtime_error("stage " + config_.name + ": the training loss became " +
@@ -129,8 +148,8 @@ EpochStats StageTrainer::train_epoch(std::int64_t epoch, EpochStats so_far,
                                " (lower optimizer.lr or add warm-up)");
     }
     if (!result.stepped) ++stats.skipped_steps;
-    stats.loss_sum += loss * static_cast<double>(batch->size());
-    stats.images += batch->size();
+    stats.loss_sum += loss * static_cast<double>(images);
+    stats.images += images;
     ++stats.steps;
     ++progress_.global_step;
     const double seconds = so_far.seconds + seconds_since(start);
@@ -143,8 +162,11 @@ EpochStats StageTrainer::train_epoch(std::int64_t epoch, EpochStats so_far,
     for (const auto& l : listeners) l->on_step(step);
     fault_point(fault_prefix + std::to_string(stats.steps));
     // The epoch's last step is followed by validation and the epoch-end checkpoints anyway.
-    if (interrupt_signal() != 0 && stats.steps < total_steps) {
+    // Ranks stop after the same step: the signal may have reached one of them only.
+    const int stop = parallel_ ? result.stop_signal : interrupt_signal();
+    if (stop != 0 && stats.steps < total_steps) {
       stats.interrupted = true;
+      stop_signal_ = stop;
       break;
     }
   }
@@ -188,6 +210,7 @@ CheckpointInfo StageTrainer::checkpoint_info() const {
     info.landmark_titles.push_back(landmark.title);
   }
   info.trainer_state = to_json(progress_, stage_.symbols());
+  info.world_size = parallel_ ? parallel_->world_size() : 1;
   return info;
 }
 
@@ -221,6 +244,11 @@ StageTrainer::FinishedEpoch StageTrainer::finish_epoch(std::int64_t epoch,
   progress_.trained_images += stats.images;
 
   FinishedEpoch out;
+  // The other ranks wait at the next collective while rank 0 validates.
+  if (!writes_outputs()) {
+    ++progress_.epochs_done;
+    return out;
+  }
   Evaluation val =
       evaluate(stage_.evaluated(), stage_.valid, stage_.micro_batch, config_.data.workers);
   if (!progress_.baseline_metrics) progress_.baseline_metrics = mean_shape_metrics(val.meta);
@@ -255,8 +283,13 @@ StageTrainer::FinishedEpoch StageTrainer::finish_epoch(std::int64_t epoch,
   return out;
 }
 
+int StageTrainer::agreed_stop_signal() {
+  return parallel_ ? parallel_->agree_stop(interrupt_signal()) : interrupt_signal();
+}
+
 nlohmann::json StageTrainer::finish_stage(const std::string& status, bool mid_epoch,
                                           const StageListeners& listeners) {
+  if (parallel_) parallel_->check_in_step("at the end of stage " + config_.name);
   status_ = status;
   wall_seconds_ = seconds_since(stage_start_);
   for (const auto& l : listeners) l->on_stage_end({status, mid_epoch}, progress_);
@@ -268,8 +301,13 @@ nlohmann::json StageTrainer::run(std::vector<std::unique_ptr<StageListener>> ext
   fs::create_directories(dir_ / "checkpoints");
   reset_peak_memory(stage_.device);
   status_ = "running";
-  StageListeners listeners = make_stage_listeners(listener_context(), progress_);
-  for (auto& l : extra) listeners.push_back(std::move(l));
+  StageListeners listeners;
+  if (writes_outputs()) {
+    listeners = make_stage_listeners(listener_context(), progress_);
+    for (auto& l : extra) listeners.push_back(std::move(l));
+  }
+  // After a resume too: every rank continues from rank 0's weights and statistics.
+  if (parallel_) parallel_->broadcast_model();
 
   for (const auto& l : listeners) l->on_stage_start(progress_);
   for (std::int64_t epoch = progress_.epochs_done; epoch < config_.epochs; ++epoch) {
@@ -281,7 +319,9 @@ nlohmann::json StageTrainer::run(std::vector<std::unique_ptr<StageListener>> ext
     const FinishedEpoch finished = finish_epoch(epoch, stats);
     const EpochEndEvent event{finished.record, finished.validation, finished.improved};
     for (const auto& l : listeners) l->on_epoch_end(event, progress_);
-    if (interrupt_signal() != 0 && epoch + 1 < config_.epochs) {
+    const int stop = agreed_stop_signal();
+    if (stop != 0 && epoch + 1 < config_.epochs) {
+      stop_signal_ = stop;
       return finish_stage("interrupted", /*mid_epoch=*/false, listeners);
     }
   }

@@ -14,7 +14,9 @@
 #include <optional>
 
 #include "config/experiment.hpp"
+#include "dist/process_group.hpp"
 #include "train/checkpoint.hpp"
+#include "train/data_parallel.hpp"
 #include "train/listeners/stage_listeners.hpp"
 #include "train/optimizer_factory.hpp"
 #include "train/stage_builder.hpp"
@@ -27,10 +29,13 @@ class StageTrainer {
  public:
   // on_epoch is called after each epoch with the stage's report so far (to keep report.json
   // current while a long stage runs). chain: the stage's "init" and "focus" report sections.
+  // group: this process is one rank of several (data-parallel); null for one process. Only
+  // rank 0 validates and writes (checkpoints, metrics, events, curves, reports).
   StageTrainer(const Experiment& experiment, const StageConfig& config, std::size_t stage_index,
                BuiltStage stage, std::filesystem::path stage_dir,
                std::function<void(const nlohmann::json&)> on_epoch = {},
-               nlohmann::json chain = nlohmann::json::object());
+               nlohmann::json chain = nlohmann::json::object(),
+               std::shared_ptr<dist::ProcessGroup> group = nullptr);
 
   // Restores model, optimiser, strategies, generators and the trainer's record from a
   // checkpoint of this stage; run() then continues where it was written.
@@ -42,6 +47,8 @@ class StageTrainer {
   nlohmann::json run(std::vector<std::unique_ptr<StageListener>> extra = {});
 
   const StageProgress& progress() const { return progress_; }
+  // The stop signal that ended run() early (agreed by all ranks), or 0.
+  int stop_signal() const { return stop_signal_; }
 
  private:
   struct FinishedEpoch {
@@ -62,6 +69,10 @@ class StageTrainer {
   // The mean-shape floor: training positions (no augmentation) scored on the validation split.
   Metrics mean_shape_metrics(const std::vector<SampleMeta>& valid_meta) const;
   bool is_better(double value) const;
+  // Whether this process writes the stage's files: one process, or rank 0.
+  bool writes_outputs() const { return !parallel_ || parallel_->rank() == 0; }
+  // interrupt_signal(), agreed by all ranks when there are several (a collective).
+  int agreed_stop_signal();
   CheckpointInfo checkpoint_info() const;
   void write_checkpoint(const std::string& name);
 
@@ -80,6 +91,8 @@ class StageTrainer {
   double wall_seconds_ = 0;
   std::string status_ = "running";
   StageProgress progress_;
+  std::unique_ptr<DataParallel> parallel_;
+  int stop_signal_ = 0;
 };
 
 }  // namespace exprun

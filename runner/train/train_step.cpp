@@ -20,12 +20,17 @@ std::vector<std::int64_t> micro_batch_passes(std::int64_t batch_size, std::int64
 
 StepResult optimisation_step(const StepParts& parts, torch::optim::Optimizer& optimizer,
                              std::int64_t micro_batch, const torch::Tensor& images,
-                             const torch::Tensor& targets) {
-  const std::int64_t batch = images.size(0);
-  optimizer.zero_grad();
+                             const torch::Tensor& targets, const StepSync* sync) {
+  // Losses are weighted by the global batch, so that the ranks' summed gradients are its own.
+  const std::int64_t batch = sync ? sync->global_batch : images.size(0);
+  if (sync) {
+    sync->parallel.zero_gradients();
+  } else {
+    optimizer.zero_grad();
+  }
   double loss_sum = 0;
   std::int64_t offset = 0;
-  for (std::int64_t micro : micro_batch_passes(batch, micro_batch)) {
+  for (std::int64_t micro : micro_batch_passes(images.size(0), micro_batch)) {
     auto x = images.narrow(0, offset, micro).to(parts.device).contiguous(parts.input_format);
     auto y = targets.narrow(0, offset, micro).to(parts.device);
     offset += micro;
@@ -43,12 +48,22 @@ StepResult optimisation_step(const StepParts& parts, torch::optim::Optimizer& op
     weighted.backward();
     loss_sum += loss.item<double>() * static_cast<double>(micro);
   }
+  // After the last micro-batch only: the accumulation passes before it need no traffic.
+  if (sync) sync->parallel.reduce_gradients();
   StepResult result;
   result.stepped = true;
   for (auto& s : parts.strategies) result.stepped = s->before_step(optimizer) && result.stepped;
+  if (sync) {
+    const AgreedStep agreed =
+        sync->parallel.agree_step(loss_sum, !result.stepped, sync->stop_signal, sync->step);
+    loss_sum = agreed.loss_sum;
+    result.stop_signal = agreed.stop_signal;
+  }
   if (result.stepped) optimizer.step();
   for (auto& s : parts.strategies) s->after_step();
-  result.loss = loss_sum / static_cast<double>(batch);
+  // Each rank's BatchNorm statistics saw only its slice: keep rank 0's, as DDP does.
+  if (sync) sync->parallel.broadcast_buffers();
+  result.loss = loss_sum / static_cast<double>(std::max<std::int64_t>(batch, 1));
   return result;
 }
 

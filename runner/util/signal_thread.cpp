@@ -59,6 +59,10 @@ sigset_t stop_signal_set() {
 }
 
 void dispatch(int signal) {
+  // After Slurm's early warning the process saves, requeues its job and exits by itself; the
+  // SIGTERM that follows (scontrol requeue cancels the running job, or the time limit comes)
+  // must not cut that short. Slurm sends SIGKILL after KillWait should the process hang.
+  if (signal == SIGTERM && interrupt_signal() == SIGUSR1) return;
   const bool in_run = run_accepts_requests.load();
   if (in_run && interrupt_signal() == 0) {
     request_interrupt(signal);

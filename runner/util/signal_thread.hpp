@@ -20,7 +20,9 @@ bool signal_thread_running();
 
 // Set by InterruptGuard for the length of a run. While set, the first stop signal asks the run
 // to stop (request_interrupt) and a second one ends the process by that signal; while unset, a
-// stop signal ends the process at once, as the default action would.
+// stop signal ends the process at once, as the default action would. Except SIGTERM after a
+// SIGUSR1 stop (Slurm's early warning), during the run or after it: it is ignored, because
+// `scontrol requeue` (and the time limit) send it while exprun saves and requeues.
 void set_run_accepts_stop_requests(bool accepts);
 
 // std::raise(signal) for the whole process, for EXPRUN_FAULT: raise() sends a signal to the

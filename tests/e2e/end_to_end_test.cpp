@@ -452,12 +452,13 @@ void TinyRunTest::ConfigEchoesTheExperiment() {
 
 void TinyRunTest::Environment() {
   json e = report()["environment"];
-  std::vector<std::string> keys = {"cuda_available", "cuda_compiled",    "cuda_devices",
-                                   "exprun_version", "hardware_threads", "libtorch_version",
-                                   "threads"};
+  std::vector<std::string> keys = {"cuda_available",   "cuda_compiled",  "cuda_devices",
+                                   "distributed",      "exprun_version", "hardware_threads",
+                                   "libtorch_version", "threads"};
   // The versions of a CUDA LibTorch's runtime and cuDNN (the wheel's has both).
   if (EXPRUN_WITH_CUDA) keys.insert(keys.end(), {"cuda_version", "cudnn_version"});
   EXPECT_EQ(sorted(keys_of(e)), sorted(keys));
+  EXPECT_EQ(e["distributed"], json({{"world_size", 1}, {"launcher", "single"}}));
   if (EXPRUN_WITH_CUDA) {
     EXPECT_TRUE(std::regex_match(e["cuda_version"].get<std::string>(), std::regex(R"(\d+\.\d+)")))
         << e["cuda_version"];

@@ -1,6 +1,6 @@
 // Launch detection as the exprun process meets it: `plan` prints the detected launch, a bad
-// launch environment is a usage error, and `run` refuses several ranks until they can train
-// together (docs/distributed.md).
+// launch environment is a usage error in `plan` and `run` (docs/distributed.md). Ranks that
+// train together are tests/e2e/data_parallel_test.cpp's.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -22,6 +22,7 @@ using Env = std::map<std::string, std::optional<std::string>>;
 Env without_launcher() {
   Env env;
   for (const char* name : {"EXPRUN_DIST",
+                           "EXPRUN_DIST_TIMEOUT",
                            "TORCHELASTIC_RUN_ID",
                            "TORCHELASTIC_USE_AGENT_STORE",
                            "TORCHELASTIC_RESTART_COUNT",
@@ -147,17 +148,19 @@ TEST_F(LaunchPlanTest, SlurmBatchScriptIsRefused) {
   }
 }
 
-TEST_F(LaunchPlanTest, RunRefusesSeveralRanks) {
-  const Env two_ranks = {
-      {"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29500"}};
-  // `exprun FILE.toml` is `exprun run FILE.toml`; both stop before reading the experiment.
+// Checked before a rank joins the others, so a typo does not leave rank 0 waiting.
+TEST_F(LaunchPlanTest, RunRefusesABadCollectiveTimeout) {
+  const Env two_ranks = {{"RANK", "0"},
+                         {"WORLD_SIZE", "2"},
+                         {"MASTER_ADDR", "127.0.0.1"},
+                         {"MASTER_PORT", "29500"},
+                         {"EXPRUN_DIST_TIMEOUT", "10m"}};
+  // `exprun FILE.toml` is `exprun run FILE.toml`.
   for (const std::vector<std::string>& args : {std::vector<std::string>{"run", file_.string()},
                                                std::vector<std::string>{file_.string()}}) {
     SCOPED_TRACE(args.front());
     EXPECT_EQ(usage_error(args, two_ranks),
-              "distributed training is not implemented yet (issue 15); set EXPRUN_DIST=off to "
-              "run each rank alone (detected: env:// rank 0 of 2 (local 0 of 2), master "
-              "127.0.0.1:29500, rank 0 hosts the store)");
+              "EXPRUN_DIST_TIMEOUT=\"10m\": expected whole seconds from 1 to 604800");
   }
 }
 

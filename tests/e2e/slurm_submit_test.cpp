@@ -108,6 +108,16 @@ TEST_F(SlurmSubmitTest, DryRunWritesTheScriptAndTheSweepThenStatusShowsARunTrial
   EXPECT_EQ(sweep["trials"][0]["status"], "completed");
 }
 
+// Each array task is a step of N tasks that srun starts as the ranks of one trial
+// (tests/e2e/data_parallel_test.cpp runs such a trial).
+TEST_F(SlurmSubmitTest, RanksAreTheTasksOfEachArrayTask) {
+  const auto r = submit({"--dry-run", "--ranks", "2", "--sweep-dir", sweep_dir_.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const std::string text = test::read_text(sweep_dir_ / "slurm" / "submit.sh");
+  EXPECT_CONTAINS(text, "#SBATCH --ntasks=2\n");
+  EXPECT_CONTAINS(text, "exec srun --kill-on-bad-exit=1 ");
+}
+
 TEST_F(SlurmSubmitTest, ADefaultSweepDirectoryIsANewRunDirectory) {
   const auto r = submit({"--dry-run", "--set", "epochs=1"});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
@@ -141,9 +151,9 @@ TEST_F(SlurmSubmitTest, RefusalsLeaveNothingWritten) {
                    "HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS");
   }
   {
-    SCOPED_TRACE("several ranks");
-    expect_refused(submit(with_dir({"--ranks", "2"})),
-                   "--ranks 2: training across ranks is not implemented yet");
+    SCOPED_TRACE("no ranks");
+    expect_refused(submit(with_dir({"--ranks", "0"})),
+                   "--ranks 0: expected a whole number from 1 to");
   }
   {
     SCOPED_TRACE("an sbatch option the script sets");

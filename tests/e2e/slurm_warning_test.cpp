@@ -1,7 +1,7 @@
 // SIGUSR1, Slurm's early warning (`--signal=USR1@LEAD`): the run stops as on SIGTERM with its
 // position in latest.pt, and then exprun requeues the job it runs in with `scontrol requeue`.
 // Here `scontrol` is a stand-in script, the only thing on the PATH, that records how it was
-// called; a test against a real single-node Slurm cluster is still to come (issue 15).
+// called; tests/slurm/slurm_cluster_test.sh does the same on a real single-node Slurm cluster.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 

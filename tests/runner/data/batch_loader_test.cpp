@@ -171,5 +171,44 @@ TEST(BatchLoader, EmptyOrderHasNoBatches) {
   EXPECT_FALSE(loader.next());
 }
 
+TEST(RankShares, SplitEachBatchContiguouslyWithTheRemainderOnLowRanks) {
+  const auto batches = split_into_batches(iota(16), 5);
+  ASSERT_EQ(batches.size(), 4u);
+  EXPECT_EQ(batches[3], (std::vector<std::size_t>{15}));
+  using Shares = std::vector<std::vector<std::size_t>>;
+  EXPECT_EQ(rank_shares(batches, 0, 2), (Shares{{0, 1, 2}, {5, 6, 7}, {10, 11, 12}, {15}}));
+  EXPECT_EQ(rank_shares(batches, 1, 2), (Shares{{3, 4}, {8, 9}, {13, 14}, {}}));
+  // Every index once, in order, whatever the world size.
+  for (int world = 1; world <= 7; ++world) {
+    std::vector<std::vector<std::vector<std::size_t>>> by_rank;
+    for (int rank = 0; rank < world; ++rank) by_rank.push_back(rank_shares(batches, rank, world));
+    std::vector<std::size_t> seen;
+    for (std::size_t b = 0; b < batches.size(); ++b)
+      for (const auto& shares : by_rank)
+        seen.insert(seen.end(), shares[b].begin(), shares[b].end());
+    EXPECT_EQ(seen, iota(16)) << world << " ranks";
+  }
+  EXPECT_EQ(rank_shares(batches, 0, 1), batches);
+  EXPECT_THROW(rank_shares(batches, 2, 2), std::invalid_argument);
+  EXPECT_THROW(rank_shares(batches, 0, 0), std::invalid_argument);
+}
+
+// A rank's share of a short last batch may be empty: a batch of 0 images of the right shapes.
+TEST(BatchLoader, GivenBatchesWithAnEmptyOne) {
+  auto data = std::make_shared<test::FakeDataset>(10, 200, 250);
+  const SamplePipeline pipeline(spec());
+  BatchLoader loader(data, pipeline, std::vector<std::vector<std::size_t>>{{3, 1}, {}, {7}}, 1,
+                     false, 1);
+  ASSERT_EQ(loader.batch_count(), 3u);
+  EXPECT_EQ(loader.next()->size(), 2);
+  const auto empty = loader.next();
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->images.sizes(), (std::vector<std::int64_t>{0, 1, 80, 64}));
+  EXPECT_EQ(empty->heatmaps.sizes(), (std::vector<std::int64_t>{0, 2, 20, 16}));
+  EXPECT_TRUE(empty->meta.empty());
+  EXPECT_EQ(loader.next()->meta.at(0).id, data->get(7).id);
+  EXPECT_FALSE(loader.next().has_value());
+}
+
 }  // namespace
 }  // namespace exprun
