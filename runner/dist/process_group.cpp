@@ -20,8 +20,10 @@
 #define EXPRUN_WITH_NCCL 0
 #endif
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <thread>
 
 #include "dist/quoted.hpp"
 
@@ -156,7 +158,26 @@ ProcessGroup::ProcessGroup(std::unique_ptr<Parts> parts, const Launch& launch,
       timeout_(timeout),
       launcher_(launcher_name(launch.launcher)) {}
 
-ProcessGroup::~ProcessGroup() = default;
+ProcessGroup::~ProcessGroup() {
+  try {
+    const auto to_ms = [](auto d) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+    };
+    if (rank_ == 0) {
+      const auto until =
+          std::chrono::steady_clock::now() + std::min(timeout_, std::chrono::seconds(120));
+      while (parts_->store->add("left", 0) < world_size_ - 1 &&
+             std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      parts_->store->set("closed", std::vector<std::uint8_t>{1});
+    } else {
+      parts_->store->add("left", 1);
+      parts_->store->wait({"closed"}, to_ms(timeout_));
+    }
+  } catch (const std::exception&) {
+    // Another rank (rank 0's store with it) is gone: nothing is left to wait for.
+  }
+}
 
 std::shared_ptr<ProcessGroup> ProcessGroup::connect(const Launch& launch,
                                                     std::chrono::seconds timeout,

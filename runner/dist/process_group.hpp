@@ -37,6 +37,11 @@ class ProcessGroup {
   // backend: backend_from_env()'s.
   static std::shared_ptr<ProcessGroup> connect(const Launch& launch, std::chrono::seconds timeout,
                                                const std::string& backend = "gloo");
+  // Leaves together: a rank other than 0 returns once rank 0 has left too (srun
+  // --kill-on-bad-exit ends the whole step when any task exits non-zero, which would cut rank
+  // 0's last checkpoint or requeue short); rank 0 waits, at most 2 minutes, until the others
+  // have left, since its store must outlive their last reads (the run plan). Never throws: a
+  // rank that is gone is not waited for.
   ~ProcessGroup();
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;

@@ -301,22 +301,29 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   int stop_signal = 0;  // that stopped the run before the last stage finished
   for (std::size_t i = 0; i < experiment.stages.size(); ++i) {
     const StageConfig& stage = experiment.stages[i];
-    stop_signal = agreed_stop_signal(group.get());
-    if (stop_signal != 0) break;
-    if (resume) {
-      const nlohmann::json* done = stage_section(previous, stage.name);
-      if (done && done->value("status", "") == "completed") {
-        Progress::message("exprun: stage " + stage.name + " completed before; skipped");
-        continue;
-      }
-    }
     try {
+      stop_signal = agreed_stop_signal(group.get());
+      if (stop_signal != 0) break;
+      if (resume) {
+        const nlohmann::json* done = stage_section(previous, stage.name);
+        if (done && done->value("status", "") == "completed") {
+          Progress::message("exprun: stage " + stage.name + " completed before; skipped");
+          continue;
+        }
+      }
       BuiltStage built =
           build_stage(experiment, stage, i, registry,
                       group ? std::optional<int>(group->local_rank()) : std::nullopt);
       const fs::path stage_dir = outcome.run_dir / stage.name;
-      const std::optional<fs::path> checkpoint =
-          resume ? newest_valid_checkpoint(stage_dir) : std::nullopt;
+      // Rank 0 picks the checkpoint (and removes what crashed writes left); the others take its
+      // choice, so that every rank continues from the same file.
+      std::optional<fs::path> checkpoint;
+      if (resume && writer) checkpoint = newest_valid_checkpoint(stage_dir);
+      if (resume && group) {
+        const std::string chosen = group->share_from_rank0("checkpoint/" + std::to_string(i),
+                                                           checkpoint ? checkpoint->string() : "");
+        if (!chosen.empty()) checkpoint = fs::path(chosen);
+      }
       if (checkpoint) {
         reuse_batch_plan(built, stage, read_checkpoint_info(*checkpoint));
       } else if (stage.memory.micro_batch_auto) {

@@ -124,13 +124,16 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive) {
   return info;
 }
 
+// device: where the tensors go. Without it they return to the device they were saved from,
+// and loading into a model elsewhere moves its parameters there (a rank on cuda:1 reading rank
+// 0's file would train on cuda:0).
 template <typename F>
-auto with_archive(const fs::path& path, F&& f) {
+auto with_archive(const fs::path& path, F&& f, c10::optional<torch::Device> device = {}) {
   const std::string payload = read_payload(path);
   try {
     check_archive_declarations(payload);
     torch::serialize::InputArchive archive;
-    archive.load_from(payload.data(), payload.size());
+    archive.load_from(payload.data(), payload.size(), device);
     return f(archive);
   } catch (const c10::Error& e) {
     damaged(path, std::string("unreadable: ") + e.what_without_backtrace());
@@ -217,52 +220,63 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
 }
 
 CheckpointInfo load_model_weights(const fs::path& path, sdk::Model& model) {
-  return with_archive(path, [&](torch::serialize::InputArchive& a) {
-    CheckpointInfo info = read_info(a);
-    torch::serialize::InputArchive model_archive;
-    a.read("model", model_archive);
-    model.load(model_archive);
-    return info;
-  });
+  c10::optional<torch::Device> device;  // LibTorch 1.13's load_from takes c10's optional
+  for (const auto& p : model.parameters()) {
+    device = p.device();
+    break;
+  }
+  return with_archive(
+      path,
+      [&](torch::serialize::InputArchive& a) {
+        CheckpointInfo info = read_info(a);
+        torch::serialize::InputArchive model_archive;
+        a.read("model", model_archive);
+        model.load(model_archive);
+        return info;
+      },
+      device);
 }
 
 CheckpointInfo load_training_state(const fs::path& path, const TrainingState& state) {
-  return with_archive(path, [&](torch::serialize::InputArchive& a) {
-    CheckpointInfo info = read_info(a);
-    const auto count = read_value(a, "memory.count").toInt();
-    if (count != static_cast<std::int64_t>(state.strategies.size())) {
-      throw std::runtime_error("it holds the state of " + std::to_string(count) +
-                               " memory strategies, the stage has " +
-                               std::to_string(state.strategies.size()));
-    }
-    torch::serialize::InputArchive model_archive;
-    a.read("model", model_archive);
-    state.model.load(model_archive);
-    torch::serialize::InputArchive optimizer_archive;
-    a.read("optimizer", optimizer_archive);
-    load_optimizer_state(state.optimizer, optimizer_archive);
-    for (std::size_t i = 0; i < state.strategies.size(); ++i) {
-      torch::serialize::InputArchive strategy_archive;
-      a.read("memory." + std::to_string(i), strategy_archive);
-      state.strategies[i]->load(strategy_archive);
-    }
-    torch::Tensor cpu_state;
-    a.read("rng.cpu", cpu_state, /*is_buffer=*/true);
-    {
-      auto cpu = at::globalContext().defaultGenerator(torch::kCPU);
-      std::lock_guard<std::mutex> lock(cpu.mutex());
-      cpu.set_state(cpu_state);
-    }
-    if (state.device.is_cuda()) {
-      torch::Tensor device_state;
-      if (a.try_read("rng.device", device_state, /*is_buffer=*/true)) {
-        auto gpu = at::globalContext().defaultGenerator(state.device);
-        std::lock_guard<std::mutex> lock(gpu.mutex());
-        gpu.set_state(device_state);
-      }
-    }
-    return info;
-  });
+  return with_archive(
+      path,
+      [&](torch::serialize::InputArchive& a) {
+        CheckpointInfo info = read_info(a);
+        const auto count = read_value(a, "memory.count").toInt();
+        if (count != static_cast<std::int64_t>(state.strategies.size())) {
+          throw std::runtime_error("it holds the state of " + std::to_string(count) +
+                                   " memory strategies, the stage has " +
+                                   std::to_string(state.strategies.size()));
+        }
+        torch::serialize::InputArchive model_archive;
+        a.read("model", model_archive);
+        state.model.load(model_archive);
+        torch::serialize::InputArchive optimizer_archive;
+        a.read("optimizer", optimizer_archive);
+        load_optimizer_state(state.optimizer, optimizer_archive);
+        for (std::size_t i = 0; i < state.strategies.size(); ++i) {
+          torch::serialize::InputArchive strategy_archive;
+          a.read("memory." + std::to_string(i), strategy_archive);
+          state.strategies[i]->load(strategy_archive);
+        }
+        torch::Tensor cpu_state;
+        a.read("rng.cpu", cpu_state, /*is_buffer=*/true);
+        {
+          auto cpu = at::globalContext().defaultGenerator(torch::kCPU);
+          std::lock_guard<std::mutex> lock(cpu.mutex());
+          cpu.set_state(cpu_state);
+        }
+        if (state.device.is_cuda()) {
+          torch::Tensor device_state;
+          if (a.try_read("rng.device", device_state, /*is_buffer=*/true)) {
+            auto gpu = at::globalContext().defaultGenerator(state.device);
+            std::lock_guard<std::mutex> lock(gpu.mutex());
+            gpu.set_state(device_state);
+          }
+        }
+        return info;
+      },
+      state.device);
 }
 
 }  // namespace exprun

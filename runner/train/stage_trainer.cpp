@@ -298,7 +298,7 @@ nlohmann::json StageTrainer::finish_stage(const std::string& status, bool mid_ep
 
 nlohmann::json StageTrainer::run(std::vector<std::unique_ptr<StageListener>> extra) {
   stage_start_ = Clock::now();
-  fs::create_directories(dir_ / "checkpoints");
+  if (writes_outputs()) fs::create_directories(dir_ / "checkpoints");
   reset_peak_memory(stage_.device);
   status_ = "running";
   StageListeners listeners;

@@ -249,8 +249,8 @@ TEST_F(DataParallelTest, ADeadRankFailsTheOtherWithAClearError) {
   const fs::path file = write_experiment("dies", tiny.toml());
   const auto ranks =
       run_ranks({"run", file.string()},
-                {{{"EXPRUN_DIST_TIMEOUT", "30"}},
-                 {{"EXPRUN_DIST_TIMEOUT", "30"}, {"EXPRUN_FAULT", "KILL@step:train:1:2"}}});
+                {{{"EXPRUN_DIST_TIMEOUT", "10"}},
+                 {{"EXPRUN_DIST_TIMEOUT", "10"}, {"EXPRUN_FAULT", "KILL@step:train:1:2"}}});
   EXPECT_EQ(ranks[1].term_signal, SIGKILL) << ranks[1].describe();
   EXPECT_EQ(ranks[0].exit_code, 1) << ranks[0].describe();
   EXPECT_FALSE(ranks[0].timed_out);
@@ -259,7 +259,7 @@ TEST_F(DataParallelTest, ADeadRankFailsTheOtherWithAClearError) {
   EXPECT_EQ(report["status"], "failed");
   const std::string error = report["stages"][0].value("error", "");
   EXPECT_CONTAINS(error, "rank 0: ");
-  EXPECT_CONTAINS(error, "another rank died or did not get there within 30 s");
+  EXPECT_CONTAINS(error, "another rank died or did not get there within 10 s");
 }
 
 TEST_F(DataParallelTest, RankZerosRefusalReachesTheOthers) {

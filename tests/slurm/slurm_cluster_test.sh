@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `exprun slurm submit` against a real Slurm cluster (docs/distributed.md, "A sweep on Slurm"):
 # a single-node cluster of Debian's slurm-wlm and munge, started here in a temporary directory,
-# runs a sweep of three trials as a job array. One array task gets SIGUSR1, as Slurm's early
+# runs a sweep of three trials as a job array, each trial trained by two ranks (--ranks 2,
+# started by srun as one data-parallel launch). One array task gets SIGUSR1, as Slurm's early
 # warning (`--signal=USR1@LEAD`) would send it; exprun saves, requeues its own array task with
 # `scontrol requeue`, and the rerun resumes the trial (`--resume=auto`). Every trial completes.
 #
@@ -247,7 +248,7 @@ sweep="$tmp/sweep"
 cd "$tmp"
 # A limit of 10 minutes: Slurm's own early warning (120 s before it, up to 60 s earlier) comes
 # long after the sweep is done, so the only SIGUSR1 is the one sent below.
-out="$("$exe" slurm submit "$tmp/sweep.toml" --sweep-dir "$sweep" --time 10 -- --partition=debug 2>&1)" ||
+out="$("$exe" slurm submit "$tmp/sweep.toml" --sweep-dir "$sweep" --time 10 --ranks 2 -- --partition=debug 2>&1)" ||
   fail_with_logs "exprun slurm submit failed: $out"
 echo "$out"
 job_id="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_id"])' "$sweep/slurm/job.json")"
@@ -362,6 +363,9 @@ for t in trials:
 for i in range(3):
     r = json.loads((sweep / f"trial-{i:03d}" / "report.json").read_text())
     check(r.get("status") == "completed", f"trial {i} report.json status {r.get('status')!r}")
+    ranks = r.get("environment", {}).get("distributed", {})
+    check(ranks.get("world_size") == 2 and ranks.get("launcher") == "slurm",
+          f"trial {i} report.json environment.distributed {ranks!r}: expected 2 Slurm ranks")
     # The sweep's entry sums up the trial's report: every epoch, the same best MRE.
     if i < len(trials):
         stages, reported = trials[i].get("stages", []), r.get("stages", [])
