@@ -241,6 +241,32 @@ TEST_F(DataParallelTest, SignalToOneRankStopsBothAndResumeIsBitIdentical) {
     EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name << " differs after the resume";
 }
 
+// latest.pt records its world size; one process may continue what two ranks started, with a
+// warning that the continuation is not bit-identical.
+TEST_F(DataParallelTest, ResumingWithAnotherWorldSizeWarns) {
+  test::TinyExperiment tiny;
+  tiny.name = "regrouped";
+  tiny.output = results_;
+  tiny.threads = 1;
+  const fs::path file = write_experiment("regrouped", tiny.toml());
+  const auto stopped =
+      run_ranks({"run", file.string()}, {{{"EXPRUN_FAULT", "TERM@step:train:1:1"}}, {}});
+  for (const auto& r : stopped) ASSERT_EQ(r.exit_code, 128 + SIGTERM) << r.describe();
+  const fs::path run = only_run_dir(results_, "regrouped");
+  test::ProcessOptions alone;
+  alone.env = launch_env({});
+  alone.timeout_s = 300;
+  const ProcessResult resumed =
+      test::run_exprun({"run", file.string(), "--resume=" + run.string()}, alone);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.describe();
+  EXPECT_CONTAINS(resumed.err, "was written by 2 rank(s) and is resumed by 1");
+  const json report = read_json(run / "report.json");
+  EXPECT_EQ(report["status"], "completed");
+  EXPECT_EQ(report["environment"]["distributed"]["world_size"], 1);
+  EXPECT_EQ(report["resumes"][0]["environment"]["distributed"]["world_size"], 1);
+  EXPECT_EQ(read_checkpoint_info(run / "train/checkpoints/latest.pt").world_size, 1);
+}
+
 TEST_F(DataParallelTest, ADeadRankFailsTheOtherWithAClearError) {
   test::TinyExperiment tiny;
   tiny.name = "dies";
