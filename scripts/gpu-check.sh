@@ -7,7 +7,7 @@
 #   scripts/gpu-check.sh [RESULT_DIR]    # default: $OUT when set, else results/gpu-check
 #   --smoke                              # a rehearsal without a GPU: builds exprun, the plugins
 #                                        # and the CUDA tests only, runs those tests (they skip)
-#                                        # but not the rest (CI runs it in both flavours), and
+#                                        # but not the rest (CI runs it in the Debian flavour), and
 #                                        # benchmarks tiny sizes on CPU
 #
 # What it needs besides PyTorch comes from .deps/gpu-carry/ (scripts/pack-gpu-deps.sh), so the
@@ -115,7 +115,7 @@ step "CUDA tests"
 ctest --test-dir "$build" -L cuda --output-on-failure --timeout 300 \
   --output-junit "$out/ctest-cuda.xml" 2>&1 | tee -a "$log" >"$out/ctest-cuda.txt"
 cuda_rc=${PIPESTATUS[0]}
-# The fuzz campaign is a CPU property test that CI runs in both flavours; here it would take
+# The fuzz campaign is a CPU property test that CI runs in the Debian flavour; here it would take
 # minutes of the ten this check has.
 if ((smoke)); then
   step "the rest of the suite: not built in a rehearsal"
@@ -213,5 +213,27 @@ md = [f"# GPU check: {result['gpu']}, torch {result['torch_version']} (CUDA {res
 open(os.path.join(out, 'gpu-check.md'), 'w').write('\n'.join(md) + '\n')
 print('\n'.join(md))
 EOF
+# ------------------------------------------------------------------ data pipeline
+# Last, so that the figures above are written even when the machine's time runs out here: the
+# data pipeline at 768x768 from release-size films, decoding and from the warm film cache, for
+# several worker counts, next to what the GPU's model step consumes (docs/benchmarks.md).
+if ((smoke)); then
+  step "data pipeline: not measured in a rehearsal"
+else
+  step "data pipeline at 768x768 from release-size films"
+  films="${TMPDIR:-/tmp}/exprun-gpu-films"
+  rm -rf "$films"
+  logged "$build/exprun" synth --format aariz --out "$films/aariz" --count 48 --size release &&
+    EXPRUN_CACHE_DIR="$films/cache" logged "$build/exprun" bench experiments/aariz_hrnet.toml \
+      --data --workers 0,2,4,8 --images 48 --rounds 2 --warmup 2 --steps 5 \
+      --set "data.root=$films/aariz" --set device=cuda --json "$out/data-bench.json" |
+      tee "$out/data-bench.txt" || say "the data pipeline benchmark failed"
+  if [[ -s "$out/data-bench.txt" ]]; then
+    { echo; echo '## Data pipeline (exprun bench --data)'; echo; echo '```';
+      cat "$out/data-bench.txt"; echo '```'; } >>"$out/gpu-check.md"
+  fi
+  rm -rf "$films"
+fi
+
 step "done"
 [[ $cuda_rc == 0 && $rest_rc == 0 ]]

@@ -81,8 +81,10 @@ case "$flavour" in
   wheel)
     torch_root="$(scripts/fetch-torch-wheel.sh)"
     extra_libs="$(find "$torch_root/nvidia" -type d -name lib 2>/dev/null | sort | paste -sd ';')"
+    # The fuzz campaign runs in the Debian flavour (cmake/fuzz.cmake says why); the replay
+    # tests run here too. EXPRUN_CMAKE_ARGS=-DEXPRUN_FUZZ_CAMPAIGN=ON brings it back.
     torch_args=("-DCMAKE_PREFIX_PATH=$torch_root/torch/share/cmake"
-      "-DEXPRUN_TORCH_EXTRA_LIB_DIR=$extra_libs")
+      "-DEXPRUN_TORCH_EXTRA_LIB_DIR=$extra_libs" "-DEXPRUN_FUZZ_CAMPAIGN=OFF")
     ;;
   /*)
     torch_args=("-DCMAKE_PREFIX_PATH=$flavour/share/cmake")

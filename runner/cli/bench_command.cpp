@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "bench/data_benchmark.hpp"
 #include "bench/strategy_benchmark.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -13,22 +14,86 @@
 #include "util/timestamp.hpp"
 
 namespace exprun::cli {
+namespace {
+
+std::filesystem::path bench_json_path(const std::string& given, const Experiment& experiment,
+                                      const std::string& prefix) {
+  return given.empty() ? std::filesystem::path(experiment.output_dir) / experiment.name /
+                             (prefix + utc_timestamp() + ".json")
+                       : std::filesystem::path(given);
+}
+
+void write_bench_json(const std::filesystem::path& path, const nlohmann::json& out) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  write_file_atomically(path, out.dump(2) + "\n");
+  std::printf("measurements: %s\n", path.string().c_str());
+}
+
+int data_bench(const std::string& file, const std::vector<std::string>& overrides,
+               const std::string& stage_name, const CommonOptions& common, int warmup, int steps,
+               const std::string& workers_text, std::int64_t images, int rounds, bool measure_model,
+               const std::string& json_path) {
+  DataBenchOptions options;
+  try {
+    if (!workers_text.empty()) options.worker_counts = parse_worker_counts(workers_text);
+  } catch (const std::invalid_argument& e) {
+    throw po::error(std::string("--workers ") + e.what());
+  }
+  if (images < 1) throw po::error("--images: expected 1 or more, found " + std::to_string(images));
+  if (rounds < 1) throw po::error("--rounds: expected 1 or more, found " + std::to_string(rounds));
+  options.images = images;
+  options.rounds = rounds;
+  options.model_warmup_steps = warmup;
+  options.model_timed_steps = steps;
+  options.measure_model = measure_model;
+  Registry registry;
+  load_registry(registry, common);
+  Experiment experiment = load_one_configuration(file, overrides, registry, "bench");
+  const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
+  const auto threads = apply_thread_count(experiment.threads);
+  std::printf("bench --data %s, stage %s: data.workers = %lld, %lld threads\n",
+              experiment.name.c_str(), experiment.stages[index].name.c_str(),
+              static_cast<long long>(experiment.stages[index].data.workers),
+              static_cast<long long>(threads));
+  std::fflush(stdout);
+  const DataBenchResult result =
+      run_data_benchmark(experiment, index, registry, options, [](const std::string& line) {
+        std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+      });
+  nlohmann::json out = result.to_json();
+  out["source_file"] = experiment.source_file;
+  out["threads"] = threads;
+  write_bench_json(bench_json_path(json_path, experiment, "bench-data-"), out);
+  return int{kOk};
+}
+
+}  // namespace
+
 int bench_command(const std::vector<std::string>& args) {
   CommonOptions common;
   std::string file;
   std::vector<std::string> overrides;
   std::string stage_name;
   std::string plans_text;
-  std::string variants_text =
+  const std::string all_variants =
       "none,mixed_precision,activation_checkpointing,mixed_precision+activation_checkpointing";
+  std::string variants_text = all_variants;
   int warmup = 1;
   int steps = 3;
   std::string json_path;
+  bool data = false;
+  std::string workers_text;
+  std::int64_t images = 64;
+  int rounds = 3;
+  bool no_model = false;
   po::options_description options(
-      "exprun bench FILE.toml [options]\n\nTrains one stage for a few steps at each micro-batch x "
-      "accumulation plan, with and without mixed precision and activation checkpointing, and "
-      "prints peak memory and images/s for each. Every case starts from the same weights and "
-      "batches. Writes nothing but the JSON.\n\nOptions");
+      "exprun bench FILE.toml [options]\nexprun bench FILE.toml --data [options]\n\nTrains one "
+      "stage for a few steps at each micro-batch x accumulation plan, with and without mixed "
+      "precision and activation checkpointing, and prints peak memory and images/s for each. "
+      "Every case starts from the same weights and batches. With --data: the stage's data "
+      "pipeline alone, images/s for several worker counts and where an image's time goes, next "
+      "to what the model consumes. Writes nothing but the JSON.\n\nOptions");
   add_common_options(options, common);
   options.add_options()("file", po::value(&file), "experiment file")(
       "stage", po::value(&stage_name), "the stage to measure (default: the first)")(
@@ -41,6 +106,15 @@ int bench_command(const std::vector<std::string>& args) {
       "warmup", po::value(&warmup), "untimed steps first, so optimiser state exists (default 1)")(
       "steps", po::value(&steps), "timed steps per case (default 3)")(
       "set", po::value(&overrides)->composing(), "override a key, as for exprun run")(
+      "data", po::bool_switch(&data), "measure the data pipeline instead of the strategies")(
+      "workers", po::value(&workers_text),
+      "with --data: worker counts, e.g. 0,1,2,4 (default: 0 up to max(2, data.workers))")(
+      "images", po::value(&images),
+      "with --data: images per measurement (default 64; the split is cycled when smaller)")(
+      "rounds", po::value(&rounds),
+      "with --data: rounds over the worker counts, medians reported (default 3)")(
+      "no-model", po::bool_switch(&no_model),
+      "with --data: do not time the model (a large one on a CPU takes long)")(
       "json", po::value(&json_path),
       "write the measurements here (default: <output>/<experiment>/bench-<UTC time>.json)");
   po::positional_options_description positional;
@@ -51,6 +125,15 @@ int bench_command(const std::vector<std::string>& args) {
     if (warmup < 0)
       throw po::error("--warmup: expected 0 or more, found " + std::to_string(warmup));
     if (steps < 1) throw po::error("--steps: expected 1 or more, found " + std::to_string(steps));
+    if (data && (!plans_text.empty() || variants_text != all_variants)) {
+      throw po::error("--plans and --variants go without --data");
+    }
+    if (data)
+      return data_bench(file, overrides, stage_name, common, warmup, steps, workers_text, images,
+                        rounds, !no_model, json_path);
+    if (!workers_text.empty() || images != 64 || rounds != 3 || no_model) {
+      throw po::error("--workers, --images, --rounds and --no-model go with --data");
+    }
     BenchOptions bench;
     bench.warmup_steps = warmup;
     bench.timed_steps = steps;
@@ -92,13 +175,7 @@ int bench_command(const std::vector<std::string>& args) {
     nlohmann::json out = result.to_json();
     out["source_file"] = experiment.source_file;
     out["threads"] = threads;
-    const std::filesystem::path path =
-        json_path.empty() ? std::filesystem::path(experiment.output_dir) / experiment.name /
-                                ("bench-" + utc_timestamp() + ".json")
-                          : std::filesystem::path(json_path);
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    write_file_atomically(path, out.dump(2) + "\n");
-    std::printf("measurements: %s\n", path.string().c_str());
+    write_bench_json(bench_json_path(json_path, experiment, "bench-"), out);
     for (const auto& c : result.cases)
       if (!c.ok) return int{kRunFailed};
     return int{kOk};

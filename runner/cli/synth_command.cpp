@@ -13,14 +13,19 @@ int synth_command(const std::vector<std::string>& args) {
   std::string out;
   std::uint64_t seed = 0;
   po::options_description options(
-      "exprun synth --format aariz|isbi2015 --out DIR --count N [--seed S]\n\nWrites generated "
+      "exprun synth --format aariz|isbi2015 --out DIR --count N [--seed S] [--size SIZE]\n\n"
+      "Writes generated "
       "cephalograms (datasets/synthetic_ceph) as a dataset tree in the layout of a real "
       "release, split like it, for trying the real-data readers without the data.\n\nOptions");
   add_common_options(options, common);
   options.add_options()("format", po::value(&request.format), "aariz or isbi2015")(
       "out", po::value(&out), "folder to create (must not exist, or be empty)")(
       "count", po::value(&request.count), "images over all splits (at least 3)")(
-      "seed", po::value(&seed)->default_value(0), "seed of the generated images");
+      "seed", po::value(&seed)->default_value(0), "seed of the generated images")(
+      "size", po::value(&request.size),
+      "film size: native (the generator's, 440x540 and 480x600), release (the release's: "
+      "aariz 1920x2400 and 1549x1901, isbi2015 about 1935x2400) or WxH (aariz only; the film "
+      "scaled to fit, centred on black). Default: native for aariz, release for isbi2015");
   po::positional_options_description positional;
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
@@ -34,8 +39,11 @@ int synth_command(const std::vector<std::string>& args) {
     const auto counts = write_synthetic_tree(registry, request);
     std::vector<std::string> parts;
     for (const auto& c : counts) parts.push_back(c.folder + " " + std::to_string(c.count));
-    std::printf("wrote a synthetic %s tree of %lld images to %s (%s)\n", request.format.c_str(),
-                static_cast<long long>(request.count), out.c_str(), join(parts, ", ").c_str());
+    const std::string size =
+        request.size.empty() ? default_film_size(request.format) : request.size;
+    std::printf("wrote a synthetic %s tree of %lld images (%s size) to %s (%s)\n",
+                request.format.c_str(), static_cast<long long>(request.count), size.c_str(),
+                out.c_str(), join(parts, ", ").c_str());
     return int{kOk};
   });
 }

@@ -41,6 +41,7 @@ struct DataConfig {
   std::int64_t input_height = 256;
   double sigma = 2.0;  // Gaussian target's standard deviation, in heatmap pixels
   std::int64_t workers = 2;
+  bool cache = true;  // the decoded-film cache (data/film_cache.hpp)
   std::int64_t channels = 1;
   std::string train_split = "train";
   std::string val_split = "valid";

@@ -455,6 +455,11 @@ const KeyTable<DataConfig>& data_keys() {
           // how many threads prepare them.
           field(int_spec("workers", 2, 0, 64, "batch-preparation threads"), &DataConfig::workers,
                 false),
+          // The cache holds the exact arrays the pipeline makes, so it does not change results.
+          field(bool_spec("cache", true,
+                          "keep films decoded and resized in the decoded-film cache "
+                          "(EXPRUN_CACHE_DIR); false decodes every film every time"),
+                &DataConfig::cache, false),
           custom<DataConfig>(
               int_spec("channels", 1, 1, 3, "model input channels: 1 grey, 3 grey repeated"), "",
               [](TableReader& r, DataConfig& d, const ReadContext&) {

@@ -85,7 +85,7 @@ Batch BatchLoader::make_batch(std::size_t batch_index) const {
   for (const std::size_t index : indices) {
     try {
       samples.push_back(
-          pipeline_.prepare(dataset_->get(index), augment_, mix_seed(seed_, index, 0xA11CE)));
+          pipeline_.prepare(*dataset_, index, augment_, mix_seed(seed_, index, 0xA11CE)));
     } catch (const c10::Error& e) {
       throw std::runtime_error("dataset sample #" + std::to_string(index) + ": " +
                                e.what_without_backtrace());

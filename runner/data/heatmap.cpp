@@ -93,18 +93,55 @@ std::string to_string(DecodeMethod method) {
   return method == DecodeMethod::Dark ? "dark" : "argmax";
 }
 
+namespace {
+
+// The Gaussian of every landmark over the whole map (the definition).
+torch::Tensor gaussian_maps(const torch::Tensor& safe, const torch::Tensor& xs,
+                            const torch::Tensor& ys, double sigma) {
+  auto dx = xs - safe.select(1, 0).view({-1, 1, 1});
+  auto dy = ys - safe.select(1, 1).view({-1, 1, 1});
+  return torch::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+}
+
+}  // namespace
+
 torch::Tensor encode_heatmaps(const torch::Tensor& landmarks, std::int64_t height,
                               std::int64_t width, double sigma) {
   auto points = landmarks.to(torch::kFloat64);
   auto valid = torch::isfinite(points).all(1);  // K
   auto safe = torch::where(valid.unsqueeze(1), points, torch::zeros_like(points));
-  auto xs = torch::arange(width, torch::kFloat64).view({1, 1, width});
-  auto ys = torch::arange(height, torch::kFloat64).view({1, height, 1});
-  auto dx = xs - safe.select(1, 0).view({-1, 1, 1});
-  auto dy = ys - safe.select(1, 1).view({-1, 1, 1});
-  auto maps = torch::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
-  maps = maps * valid.view({-1, 1, 1}).to(torch::kFloat64);
-  return maps.to(torch::kFloat32);
+  // Beyond 14.43 sigma the Gaussian is below 2^-150, which rounds to 0 in float32: computing it
+  // only in a window of that radius around each landmark gives the same maps, at 768 x 768 input
+  // (192 x 192 maps, sigma 2) a tenth of the work, which was half of a cached sample's time.
+  const auto radius = static_cast<std::int64_t>(std::ceil(14.43 * sigma)) + 1;
+  const std::int64_t side = 2 * radius + 1;
+  if (side >= width || side >= height) {
+    auto xs = torch::arange(width, torch::kFloat64).view({1, 1, width});
+    auto ys = torch::arange(height, torch::kFloat64).view({1, height, 1});
+    auto maps = gaussian_maps(safe, xs, ys, sigma) * valid.view({-1, 1, 1}).to(torch::kFloat64);
+    return maps.to(torch::kFloat32);
+  }
+  // Each window's top-left cell, clamped so that the window lies inside the map: a landmark
+  // outside it still gets every cell within the radius.
+  const auto k = safe.size(0);
+  auto left = (torch::round(safe.select(1, 0)) - static_cast<double>(radius))
+                  .clamp(0, static_cast<double>(width - side))
+                  .to(torch::kInt64);
+  auto top = (torch::round(safe.select(1, 1)) - static_cast<double>(radius))
+                 .clamp(0, static_cast<double>(height - side))
+                 .to(torch::kInt64);
+  auto steps = torch::arange(side, torch::kFloat64);
+  auto xs = (left.to(torch::kFloat64).view({-1, 1}) + steps.view({1, side})).view({k, 1, side});
+  auto ys = (top.to(torch::kFloat64).view({-1, 1}) + steps.view({1, side})).view({k, side, 1});
+  auto windows = (gaussian_maps(safe, xs, ys, sigma) * valid.view({-1, 1, 1}).to(torch::kFloat64))
+                     .to(torch::kFloat32);
+  auto maps = torch::zeros({k, height, width}, torch::kFloat32);
+  auto l = left.accessor<std::int64_t, 1>();
+  auto t = top.accessor<std::int64_t, 1>();
+  for (std::int64_t i = 0; i < k; ++i) {
+    maps[i].narrow(0, t[i], side).narrow(1, l[i], side).copy_(windows[i]);
+  }
+  return maps;
 }
 
 torch::Tensor decode_heatmaps(const torch::Tensor& heatmaps) {

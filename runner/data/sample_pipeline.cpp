@@ -2,6 +2,8 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <chrono>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -64,8 +66,12 @@ SamplePipeline::SamplePipeline(PipelineSpec spec) : spec_(std::move(spec)) {
   }
 }
 
-PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
-                                       std::uint64_t rng_seed) const {
+void SamplePipeline::use_cache(FilmCache* cache, std::string reader) {
+  cache_ = cache;
+  reader_ = std::move(reader);
+}
+
+void SamplePipeline::check(const sdk::Sample& sample) const {
   const auto& s = spec_;
   if (!sample.landmarks.defined() || sample.landmarks.dim() != 2 ||
       sample.landmarks.size(0) != s.num_landmarks || sample.landmarks.size(1) != 2) {
@@ -75,13 +81,76 @@ PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
   if (!(sample.mm_per_pixel > 0)) {
     throw std::runtime_error("sample " + sample.id + ": mm_per_pixel must be positive");
   }
-  cv::Mat grey = to_grey_float(sample.image);
-  const double w0 = grey.cols, h0 = grey.rows;
-  const auto w1 = static_cast<int>(s.input_width), h1 = static_cast<int>(s.input_height);
+}
 
+InputFilm SamplePipeline::to_input_size(const torch::Tensor& image) const {
+  const cv::Mat grey = to_grey_float(image);
+  InputFilm film;
   // Area averaging first: a single warp from a 2000-pixel image to 256 would alias.
-  cv::Mat input;
-  cv::resize(grey, input, cv::Size(w1, h1), 0, 0, cv::INTER_AREA);
+  cv::resize(grey, film.image,
+             cv::Size(static_cast<int>(spec_.input_width), static_cast<int>(spec_.input_height)), 0,
+             0, cv::INTER_AREA);
+  film.original_width = grey.cols;
+  film.original_height = grey.rows;
+  return film;
+}
+
+PreparedSample SamplePipeline::prepare(const sdk::Dataset& dataset, std::size_t index, bool augment,
+                                       std::uint64_t rng_seed, PrepareTimes* times) const {
+  using Clock = std::chrono::steady_clock;
+  const auto started = Clock::now();
+  std::optional<sdk::SampleFile> file;
+  if (cache_) file = dataset.get_without_image(index);
+  if (!file) {
+    const sdk::Sample sample = dataset.get(index);
+    if (times) {
+      times->read_decode_seconds += std::chrono::duration<double>(Clock::now() - started).count();
+    }
+    return prepare(sample, augment, rng_seed, times);
+  }
+  check(file->sample);
+  const std::string key =
+      cache_->key(file->image_file, reader_, spec_.input_width, spec_.input_height);
+  std::optional<InputFilm> film = cache_->find(key);
+  const bool hit = film.has_value();
+  auto read = Clock::now();
+  if (!hit) {
+    // A miss decodes exactly as get() does, so what is stored is what an uncached run uses.
+    const sdk::Sample decoded = dataset.get(index);
+    read = Clock::now();
+    film = to_input_size(decoded.image);
+    cache_->store(key, *film);
+  }
+  if (times) {
+    times->read_decode_seconds += std::chrono::duration<double>(read - started).count();
+    times->resize_augment_seconds += std::chrono::duration<double>(Clock::now() - read).count();
+    ++(hit ? times->cache_hits : times->cache_misses);
+  }
+  return finish(file->sample, *film, augment, rng_seed, times);
+}
+
+PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
+                                       std::uint64_t rng_seed, PrepareTimes* times) const {
+  using Clock = std::chrono::steady_clock;
+  const auto started = Clock::now();
+  check(sample);
+  const InputFilm film = to_input_size(sample.image);
+  if (times) {
+    times->resize_augment_seconds += std::chrono::duration<double>(Clock::now() - started).count();
+  }
+  return finish(sample, film, augment, rng_seed, times);
+}
+
+PreparedSample SamplePipeline::finish(const sdk::Sample& sample, const InputFilm& film,
+                                      bool augment, std::uint64_t rng_seed,
+                                      PrepareTimes* times) const {
+  using Clock = std::chrono::steady_clock;
+  const auto started = times ? Clock::now() : Clock::time_point{};
+  const auto& s = spec_;
+  const double w0 = static_cast<double>(film.original_width);
+  const double h0 = static_cast<double>(film.original_height);
+  const auto w1 = static_cast<int>(s.input_width), h1 = static_cast<int>(s.input_height);
+  cv::Mat input = film.image;  // shared: every step below writes a new image
   Affine to_input = resize_map(w0, h0, w1, h1);
 
   if (augment && s.augment.enabled) {
@@ -101,7 +170,9 @@ PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
     cv::Mat warped;
     cv::warpAffine(input, warped, m, input.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
     if (clahe) equalise_locally(warped, a.clahe_clip, static_cast<int>(a.clahe_tiles));
-    warped.convertTo(input, CV_32F, contrast, 0.5 * (1 - contrast) + brightness);
+    cv::Mat adjusted;
+    warped.convertTo(adjusted, CV_32F, contrast, 0.5 * (1 - contrast) + brightness);
+    input = adjusted;
     cv::min(cv::max(input, 0.0), 1.0, input);
     if (gamma != 1.0) cv::pow(input, gamma, input);
     to_input = warp.after(to_input);
@@ -110,6 +181,7 @@ PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
   PreparedSample out;
   auto image = torch::from_blob(input.data, {1, h1, w1}, torch::kFloat32).clone();
   out.image = s.channels == 3 ? image.repeat({3, 1, 1}) : image;
+  const auto augmented = times ? Clock::now() : Clock::time_point{};
 
   auto in_input = transform_points(sample.landmarks, to_input);
   auto in_heatmap = (in_input + 0.5) / static_cast<double>(s.stride) - 0.5;
@@ -118,10 +190,14 @@ PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
   out.meta.id = sample.id;
   out.meta.group = sample.group;
   out.meta.mm_per_pixel = sample.mm_per_pixel;
-  out.meta.original_width = grey.cols;
-  out.meta.original_height = grey.rows;
+  out.meta.original_width = film.original_width;
+  out.meta.original_height = film.original_height;
   out.meta.landmarks = sample.landmarks.to(torch::kFloat64).cpu();
   out.meta.input_to_original = to_input.inverse();
+  if (times) {
+    times->resize_augment_seconds += std::chrono::duration<double>(augmented - started).count();
+    times->target_seconds += std::chrono::duration<double>(Clock::now() - augmented).count();
+  }
   return out;
 }
 

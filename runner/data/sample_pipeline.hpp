@@ -6,11 +6,13 @@
 #include <exprun/sdk/dataset.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "config/experiment.hpp"
 #include "data/affine.hpp"
+#include "data/film_cache.hpp"
 
 namespace exprun {
 
@@ -47,13 +49,34 @@ struct PipelineSpec {
   AugmentConfig augment;
 };
 
+// Where prepare's time goes, added to by each call that is given one (`exprun bench --data`).
+struct PrepareTimes {
+  double read_decode_seconds = 0;     // Dataset::get, or the film read from the cache
+  double resize_augment_seconds = 0;  // to the input size, warp, photometric changes, to a tensor
+  double target_seconds = 0;          // landmarks mapped, Gaussian heatmaps drawn
+  std::int64_t cache_hits = 0;
+  std::int64_t cache_misses = 0;
+};
+
 class SamplePipeline {
  public:
   explicit SamplePipeline(PipelineSpec spec);
 
+  // Films of datasets that read image files go through `cache` from now on, keyed by `reader`
+  // (the dataset plugin's name) too; null turns the cache off.
+  void use_cache(FilmCache* cache, std::string reader);
+  bool uses_cache() const { return cache_ != nullptr; }
+
+  // Sample `index` of `dataset`, its film from the cache when the dataset names the file and
+  // the cache is on (decoded and stored there when missing), else from Dataset::get.
+  PreparedSample prepare(const sdk::Dataset& dataset, std::size_t index, bool augment,
+                         std::uint64_t rng_seed, PrepareTimes* times = nullptr) const;
   // rng_seed fixes the augmentation of this sample, so batches do not depend on which worker
   // thread prepared them.
-  PreparedSample prepare(const sdk::Sample& sample, bool augment, std::uint64_t rng_seed) const;
+  PreparedSample prepare(const sdk::Sample& sample, bool augment, std::uint64_t rng_seed,
+                         PrepareTimes* times = nullptr) const;
+  // The first step alone: the decoded image as grey float, area-averaged to the input size.
+  InputFilm to_input_size(const torch::Tensor& image) const;
   static Batch collate(std::vector<PreparedSample> samples);
   // A batch of 0 images of this pipeline's shapes.
   Batch empty_batch() const;
@@ -63,7 +86,14 @@ class SamplePipeline {
   std::int64_t heatmap_height() const { return spec_.input_height / spec_.stride; }
 
  private:
+  // Everything after the first step; `sample` needs no image.
+  PreparedSample finish(const sdk::Sample& sample, const InputFilm& film, bool augment,
+                        std::uint64_t rng_seed, PrepareTimes* times) const;
+  void check(const sdk::Sample& sample) const;
+
   PipelineSpec spec_;
+  FilmCache* cache_ = nullptr;
+  std::string reader_;
 };
 
 // Mixes several numbers into one well-spread seed (SplitMix64 finaliser).

@@ -59,8 +59,8 @@ std::string landmark_json(const std::string& id, const std::vector<std::array<lo
 
 }  // namespace
 
-void write_aariz(const fs::path& root, const std::vector<SplitSamples>& splits,
-                 std::uint64_t seed) {
+void write_aariz(const fs::path& root, const std::vector<SplitSamples>& splits, std::uint64_t seed,
+                 const FilmSize& size) {
   std::string table =
       "\xEF\xBB\xBF"
       "cephalogram_id,machine,pixel_size,image_format,mode\n";
@@ -76,11 +76,13 @@ void write_aariz(const fs::path& root, const std::vector<SplitSamples>& splits,
     const auto available = split.samples->landmarks();
     for (std::size_t i = 0; i < split.samples->size(); ++i, ++g) {
       const sdk::Sample sample = split.samples->get(i);
-      const cv::Mat grey = grey_image(sample);
+      const Film film =
+          resample_film(grey_image(sample), sample.mm_per_pixel, sample.group, size, sample.id);
+      const cv::Mat& grey = film.image;
       const ImageKind& kind = kKinds[g % std::size(kKinds)];
       write_cephalogram(images / (sample.id + "." + kind.extension), grey, kind);
 
-      const auto points = landmarks_by_symbol(sample, available, sdk::aariz_landmarks());
+      const auto points = landmarks_by_symbol(sample, available, sdk::aariz_landmarks(), film);
       // The junior orthodontist: the senior's points moved by up to 3 pixels per axis.
       auto junior_points = points;
       for (std::size_t k = 0; k < points.size(); ++k) {
@@ -101,7 +103,7 @@ void write_aariz(const fs::path& root, const std::vector<SplitSamples>& splits,
               "\n");
       char row[256];
       std::snprintf(row, sizeof row, "%s,%s,%.10g,%s,%s\n", sample.id.c_str(), sample.group.c_str(),
-                    sample.mm_per_pixel, kind.extension, kind.mode);
+                    film.mm_per_pixel, kind.extension, kind.mode);
       table += row;
     }
   }

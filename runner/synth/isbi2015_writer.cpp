@@ -40,15 +40,15 @@ void write_isbi2015(const fs::path& root, const std::vector<SplitSamples>& split
       std::snprintf(id, sizeof id, "%03zu", ++number);
       const cv::Mat grey = grey_image(sample);
       const double factor = sample.mm_per_pixel / kMmPerPixel;
-      cv::Mat resized;
-      cv::resize(grey, resized,
+      Film film;
+      cv::resize(grey, film.image,
                  cv::Size(static_cast<int>(std::lround(grey.cols * factor)),
                           static_cast<int>(std::lround(grey.rows * factor))),
                  0, 0, cv::INTER_LINEAR);
-      write_image(images / (std::string(id) + ".bmp"), resized);
-      const auto points = landmarks_by_symbol(sample, available, sdk::isbi2015_landmarks(),
-                                              static_cast<double>(resized.cols) / grey.cols,
-                                              static_cast<double>(resized.rows) / grey.rows);
+      film.scale_x = static_cast<double>(film.image.cols) / grey.cols;
+      film.scale_y = static_cast<double>(film.image.rows) / grey.rows;
+      write_image(images / (std::string(id) + ".bmp"), film.image);
+      const auto points = landmarks_by_symbol(sample, available, sdk::isbi2015_landmarks(), film);
       auto junior_points = points;
       for (std::size_t k = 0; k < points.size(); ++k) {
         junior_points[k][0] += draw(seed, id, 2 * k, -5, 5);

@@ -5,6 +5,8 @@
 #include <exprun/sdk/dataset.hpp>
 #include <opencv2/core.hpp>
 
+#include "synth/film_size.hpp"
+
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -23,11 +25,11 @@ struct SplitSamples {
 std::int64_t draw(std::uint64_t seed, const std::string& id, std::uint64_t key, std::int64_t lo,
                   std::int64_t hi);
 
-// A sample's landmarks as integer pixels, in the order of `symbols` (looked up by symbol in
-// `available`, the synthetic dataset's landmark list).
+// A sample's landmarks as integer pixels of `film` (the sample's image resampled), in the order
+// of `symbols` (looked up by symbol in `available`, the synthetic dataset's landmark list).
 std::vector<std::array<long, 2>> landmarks_by_symbol(
     const sdk::Sample& sample, const std::vector<sdk::LandmarkInfo>& available,
-    const std::vector<sdk::LandmarkInfo>& symbols, double scale_x = 1, double scale_y = 1);
+    const std::vector<sdk::LandmarkInfo>& symbols, const Film& film);
 
 // A synthetic sample's 8-bit grey image as an OpenCV image.
 cv::Mat grey_image(const sdk::Sample& sample);
@@ -40,7 +42,7 @@ void write_image(const std::filesystem::path& file, const cv::Mat& image,
 void write_text_file(const std::filesystem::path& file, const std::string& text);
 
 void write_aariz(const std::filesystem::path& root, const std::vector<SplitSamples>& splits,
-                 std::uint64_t seed);
+                 std::uint64_t seed, const FilmSize& size);
 void write_isbi2015(const std::filesystem::path& root, const std::vector<SplitSamples>& splits,
                     std::uint64_t seed);
 

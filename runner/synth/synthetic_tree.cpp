@@ -31,7 +31,7 @@ std::int64_t draw(std::uint64_t seed, const std::string& id, std::uint64_t key, 
 
 std::vector<std::array<long, 2>> landmarks_by_symbol(
     const sdk::Sample& sample, const std::vector<sdk::LandmarkInfo>& available,
-    const std::vector<sdk::LandmarkInfo>& symbols, double scale_x, double scale_y) {
+    const std::vector<sdk::LandmarkInfo>& symbols, const Film& film) {
   auto acc = sample.landmarks.accessor<double, 2>();
   std::vector<std::array<long, 2>> out;
   for (const auto& wanted : symbols) {
@@ -42,8 +42,8 @@ std::vector<std::array<long, 2>> landmarks_by_symbol(
     }
     const auto i = it - available.begin();
     // Pixel centres stay pixel centres under a resize: x' = (x + 0.5) * s - 0.5.
-    out.push_back({std::lround((acc[i][0] + 0.5) * scale_x - 0.5),
-                   std::lround((acc[i][1] + 0.5) * scale_y - 0.5)});
+    out.push_back({std::lround((acc[i][0] + 0.5) * film.scale_x - 0.5 + film.offset_x),
+                   std::lround((acc[i][1] + 0.5) * film.scale_y - 0.5 + film.offset_y)});
   }
   return out;
 }
@@ -95,6 +95,10 @@ std::vector<SplitPlan> plan_for(const std::string& format) {
 
 }  // namespace
 
+std::string default_film_size(const std::string& format) {
+  return format == "isbi2015" ? "release" : "native";
+}
+
 const std::vector<std::string>& synth_formats() {
   static const std::vector<std::string> formats = {"aariz", "isbi2015"};
   return formats;
@@ -112,6 +116,13 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
                       ": expected at least 3 (one image per split)");
   }
   if (request.out.empty()) throw ConfigError("--out: a folder to write the tree into is needed");
+  const synth::FilmSize size = synth::parse_film_size(
+      request.size.empty() ? default_film_size(request.format) : request.size);
+  if (request.format == "isbi2015" && size.kind != synth::FilmSize::Kind::Release) {
+    throw ConfigError("--size " + request.size +
+                      ": isbi2015 films are always written at the release's 0.1 mm per pixel "
+                      "(about 1935 x 2400), which its reader assumes; --size applies to aariz");
+  }
   const fs::path out = fs::absolute(request.out).lexically_normal();
   std::error_code ec;
   if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec))) {
@@ -157,7 +168,7 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
   try {
     fs::create_directories(staging);
     if (request.format == "aariz") {
-      synth::write_aariz(staging, splits, request.seed);
+      synth::write_aariz(staging, splits, request.seed, size);
     } else {
       synth::write_isbi2015(staging, splits, request.seed);
     }

@@ -18,12 +18,18 @@ struct SynthRequest {
   std::filesystem::path out;
   std::int64_t count = 0;  // images over all splits; at least 3
   std::uint64_t seed = 0;
+  // "native" (the generator's 440 x 540 and 480 x 600), "release" (the release's sizes: 2-5
+  // megapixels) or "WxH"; empty: the format's default (default_film_size).
+  std::string size;
 };
 
 struct SynthSplitCount {
   std::string folder;  // "train", "Test1Data", ...
   std::size_t count = 0;
 };
+
+// aariz: native (fast, what tests need); isbi2015: release (its reader assumes 0.1 mm/px).
+std::string default_film_size(const std::string& format);
 
 // The formats `synth` writes.
 const std::vector<std::string>& synth_formats();

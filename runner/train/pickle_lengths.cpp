@@ -110,6 +110,17 @@ Argument argument_of(unsigned char op) {
   }
 }
 
+// Whether decimal `text` is an index below `limit`; anything else (a sign, a huge number) is not.
+bool small_index(const std::string& text, std::size_t limit) {
+  if (text.empty() || text.size() > 19) return false;
+  std::uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return value < limit;
+}
+
 }  // namespace
 
 std::string pickle_length_problem(const std::string& bytes) {
@@ -126,6 +137,13 @@ std::string pickle_length_problem(const std::string& bytes) {
         return where + " is not a pickle opcode";
       case Argument::Fixed:
         if (argument.width > n - pos) return where + " runs past the end";
+        // LONG_BINPUT and LONG_BINGET: the unpickler grows its memo table to the index (16
+        // bytes an entry), so a crafted index of 1.6e9 asked for 25 GB (found by the fuzz
+        // target). A pickler numbers its memo entries from 0, at least 2 bytes of opcodes each.
+        if ((op == 'r' || op == 'j') && little_endian(bytes, pos, 4) >= n) {
+          return where + " uses memo index " + std::to_string(little_endian(bytes, pos, 4)) +
+                 ", more than a pickle of " + std::to_string(n) + " bytes can hold";
+        }
         pos += argument.width;
         break;
       case Argument::Counted: {
@@ -143,6 +161,12 @@ std::string pickle_length_problem(const std::string& bytes) {
         for (std::size_t line = 0; line < argument.width; ++line) {
           const std::size_t end = bytes.find('\n', pos);
           if (end == std::string::npos) return where + " runs past the end";
+          // PUT and GET: the memo index as text, bounded like LONG_BINPUT's.
+          if ((op == 'p' || op == 'g') && !small_index(bytes.substr(pos, end - pos), n)) {
+            return where + " uses memo index " +
+                   bytes.substr(pos, std::min<std::size_t>(end - pos, 20)) +
+                   ", more than a pickle of " + std::to_string(n) + " bytes can hold";
+          }
           pos = end + 1;
         }
         break;

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "config/config_error.hpp"
+#include "data/film_cache.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -177,6 +178,11 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
     out.pipeline = std::make_unique<SamplePipeline>(spec);
   } catch (const std::exception& e) {
     throw ConfigError(stage.where + ": stages." + stage.name + ".data.image_size: " + e.what());
+  }
+  if (stage.data.cache) {
+    // Read now, so that a malformed EXPRUN_CACHE_SIZE stops the run before it starts.
+    film_cache_settings_from_environment();
+    out.pipeline->use_cache(&process_film_cache(), stage.data.reader.name);
   }
 
   // One image through the model now, so that a shape mismatch is reported before training.

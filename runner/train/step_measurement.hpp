@@ -25,4 +25,9 @@ struct StepMeasurement {
 StepMeasurement measure_training_steps(BuiltStage& stage, const StageConfig& config,
                                        std::int64_t micro_batch, int warmup_steps, int timed_steps);
 
+// The bare loop: the same steps on one batch made before the clock starts and used for every
+// step, so no data loading is timed; what the model, loss and optimiser alone consume.
+StepMeasurement measure_bare_steps(BuiltStage& stage, const StageConfig& config,
+                                   std::int64_t micro_batch, int warmup_steps, int timed_steps);
+
 }  // namespace exprun

@@ -561,6 +561,66 @@ TEST_F(RealDatasets, SynthRefusesBadRequestsAndIsDeterministic) {
   EXPECT_EQ(entries, 1u);
 }
 
+// --size release: the release's multi-megapixel films, each machine at its own spacing, with
+// the landmarks and the spacing table following the resampling.
+TEST_F(RealDatasets, SynthWritesReleaseSizedAarizFilms) {
+  const fs::path tree = scratch_ / "release";
+  const auto r = test::run_exprun({"synth", "--format", "aariz", "--out", tree.string(), "--count",
+                                   "5", "--seed", std::to_string(kSeed), "--size", "release"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_CONTAINS(r.out, "(release size)");
+  std::set<std::string> machines;
+  for (const auto& [split, count] :
+       std::vector<std::pair<std::string, std::size_t>>{{"train", 3}, {"valid", 1}, {"test", 1}}) {
+    const auto data = read_split("aariz", tree, split);
+    const auto truth = reference(split, 3, 1, 1);
+    ASSERT_EQ(data->size(), count) << split;
+    for (std::size_t i = 0; i < data->size(); ++i) {
+      const auto sample = data->get(i);
+      const auto want = truth->get(i);
+      ASSERT_EQ(sample.id, want.id);
+      machines.insert(sample.group);
+      const bool a = sample.group == "synth_a";
+      // H x W, or H x W x 3 for the colour BMPs.
+      EXPECT_EQ(sample.image.size(1), a ? 1920 : 1549) << sample.id;
+      EXPECT_EQ(sample.image.size(0), a ? 2400 : 1901) << sample.id;
+      EXPECT_EQ(sample.mm_per_pixel, a ? 0.1 : 0.125) << sample.id;
+      // Each point is the synthetic one carried to the new pixels and rounded.
+      const double scale_x = a ? 1920.0 / 480 : 1549.0 / 440;
+      const double scale_y = a ? 2400.0 / 600 : 1901.0 / 540;
+      const auto expected_x = torch::round((want.landmarks.select(1, 0) + 0.5) * scale_x - 0.5);
+      const auto expected_y = torch::round((want.landmarks.select(1, 1) + 0.5) * scale_y - 0.5);
+      EXPECT_TRUE(torch::equal(sample.landmarks.select(1, 0), expected_x)) << sample.id;
+      EXPECT_TRUE(torch::equal(sample.landmarks.select(1, 1), expected_y)) << sample.id;
+    }
+  }
+  EXPECT_EQ(machines, (std::set<std::string>{"synth_a", "synth_b"}));
+}
+
+TEST_F(RealDatasets, SynthFixedSizeAndItsErrors) {
+  const fs::path tree = scratch_ / "fixed";
+  auto r = test::run_exprun(
+      {"synth", "--format", "aariz", "--out", tree.string(), "--count", "3", "--size", "700x900"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  for (const auto* split : {"train", "valid", "test"}) {
+    const auto sample = read_split("aariz", tree, split)->get(0);
+    EXPECT_EQ(sample.image.size(1), 700) << split;
+    EXPECT_EQ(sample.image.size(0), 900) << split;
+    // Fitted with square pixels: both films are wider than 700:900, so 192 or 193.6 mm of
+    // width span the 700 columns.
+    EXPECT_NEAR(sample.mm_per_pixel, (sample.group == "synth_a" ? 192.0 : 193.6) / 700, 1e-9);
+  }
+  r = test::run_exprun({"synth", "--format", "aariz", "--out", (scratch_ / "x").string(), "--count",
+                        "3", "--size", "700by900"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--size 700by900: expected native, release or WIDTHxHEIGHT");
+  r = test::run_exprun({"synth", "--format", "isbi2015", "--out", (scratch_ / "x").string(),
+                        "--count", "3", "--size", "700x900"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "isbi2015 films are always written at the release's 0.1 mm per pixel");
+  EXPECT_FALSE(fs::exists(scratch_ / "x"));
+}
+
 TEST_F(RealDatasets, ShippedExperimentsOpenSynthTrees) {
   for (const auto& [name, tree, plugin] : {std::tuple{"aariz_hrnet.toml", aariz(), "aariz"},
                                            std::tuple{"isbi2015_hrnet.toml", isbi(), "isbi2015"}}) {

@@ -11,7 +11,7 @@
 namespace exprun::sdk {
 namespace {
 
-const std::string kOurs = "exprun-sdk-1.4;torch-1.13.0;gcc-12.2;cxx11abi-1";
+const std::string kOurs = "exprun-sdk-1.5;torch-1.13.0;gcc-12.2;cxx11abi-1";
 
 TEST(AbiTag, HasTheFourDocumentedFields) {
   const std::string tag = sdk_abi_tag();
@@ -29,14 +29,14 @@ TEST(AbiMismatch, EqualTagsExplainNothing) { EXPECT_EQ(explain_abi_mismatch(kOur
 TEST(AbiMismatch, SdkVersion) {
   const std::string why =
       explain_abi_mismatch("exprun-sdk-1.3;torch-1.13.0;gcc-12.2;cxx11abi-1", kOurs);
-  EXPECT_CONTAINS(why, "SDK version differs: plugin 1.3, exprun 1.4: rebuild the plugin against");
+  EXPECT_CONTAINS(why, "SDK version differs: plugin 1.3, exprun 1.5: rebuild the plugin against");
   EXPECT_EQ(why.find("compiler differs"), std::string::npos) << why;
   EXPECT_CONTAINS(why, "(plugin tag \"exprun-sdk-1.3;");
 }
 
 TEST(AbiMismatch, LibTorchVersion) {
   const std::string why =
-      explain_abi_mismatch("exprun-sdk-1.4;torch-2.1.0;gcc-12.2;cxx11abi-1", kOurs);
+      explain_abi_mismatch("exprun-sdk-1.5;torch-2.1.0;gcc-12.2;cxx11abi-1", kOurs);
   EXPECT_CONTAINS(why,
                   "LibTorch version differs: plugin 2.1.0, exprun 1.13.0: build the plugin "
                   "with the LibTorch exprun uses");
@@ -45,7 +45,7 @@ TEST(AbiMismatch, LibTorchVersion) {
 
 TEST(AbiMismatch, Compiler) {
   const std::string why =
-      explain_abi_mismatch("exprun-sdk-1.4;torch-1.13.0;clang-14.0;cxx11abi-1", kOurs);
+      explain_abi_mismatch("exprun-sdk-1.5;torch-1.13.0;clang-14.0;cxx11abi-1", kOurs);
   EXPECT_CONTAINS(why,
                   "compiler differs: plugin clang-14.0, exprun gcc-12.2: configure the "
                   "plugin with the compiler exprun was built with");
@@ -55,7 +55,7 @@ TEST(AbiMismatch, Compiler) {
 
 TEST(AbiMismatch, StringAbi) {
   const std::string why =
-      explain_abi_mismatch("exprun-sdk-1.4;torch-1.13.0;gcc-12.2;cxx11abi-0", kOurs);
+      explain_abi_mismatch("exprun-sdk-1.5;torch-1.13.0;gcc-12.2;cxx11abi-0", kOurs);
   EXPECT_CONTAINS(why,
                   "libstdc++ string ABI differs: plugin 0, exprun 1: compile with exprun's "
                   "-D_GLIBCXX_USE_CXX11_ABI value");
@@ -64,7 +64,7 @@ TEST(AbiMismatch, StringAbi) {
 
 TEST(AbiMismatch, SeveralFieldsAreAllNamed) {
   const std::string why =
-      explain_abi_mismatch("exprun-sdk-1.4;torch-2.1.0;clang-14.0;cxx11abi-1", kOurs);
+      explain_abi_mismatch("exprun-sdk-1.5;torch-2.1.0;clang-14.0;cxx11abi-1", kOurs);
   EXPECT_CONTAINS(why, "LibTorch version differs");
   EXPECT_CONTAINS(why, "; compiler differs");
 }

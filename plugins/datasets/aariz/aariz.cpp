@@ -153,9 +153,19 @@ class Aariz : public Dataset {
   std::vector<std::string> skipped() const override { return skipped_; }
 
   Sample get(std::size_t index) const override {
+    Sample sample = annotations(entries_.at(index));
+    sample.image = files::read_image(entries_.at(index).image);
+    return sample;
+  }
+
+  std::optional<SampleFile> get_without_image(std::size_t index) const override {
     const Entry& entry = entries_.at(index);
+    return SampleFile{annotations(entry), entry.image};
+  }
+
+ private:
+  static Sample annotations(const Entry& entry) {
     Sample sample;
-    sample.image = files::read_image(entry.image);
     sample.landmarks = entry.landmarks.clone();
     sample.mm_per_pixel = entry.mm_per_pixel;
     sample.id = entry.id;
@@ -164,7 +174,6 @@ class Aariz : public Dataset {
     return sample;
   }
 
- private:
   struct MachineTable {
     std::map<std::string, exprun::aariz::MachineRow> rows;
     std::string files;  // the file(s) read, for messages

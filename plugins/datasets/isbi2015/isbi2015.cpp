@@ -155,16 +155,25 @@ class Isbi2015 : public Dataset {
   std::vector<std::string> skipped() const override { return skipped_; }
 
   Sample get(std::size_t index) const override {
+    Sample sample = annotations(entries_.at(index));
+    sample.image = files::read_image(entries_.at(index).image);
+    return sample;
+  }
+
+  std::optional<SampleFile> get_without_image(std::size_t index) const override {
     const Entry& entry = entries_.at(index);
+    return SampleFile{annotations(entry), entry.image};
+  }
+
+ private:
+  Sample annotations(const Entry& entry) const {
     Sample sample;
-    sample.image = files::read_image(entry.image);
     sample.landmarks = entry.landmarks.clone();
     sample.mm_per_pixel = mm_per_pixel_;
     sample.id = entry.id;
     return sample;
   }
 
- private:
   // The challenge has no validation split: `valid` reads Test1Data, like `test`.
   static std::string split_folder(const std::string& split) {
     const std::string s = files::lower(split);

@@ -1,12 +1,14 @@
 // exprun tune and micro_batch = "auto" through the real binary on the tiny synthetic
 // experiment (HRNet of width 4): the measured table, its JSON, and a run whose tuner picks
 // micro-batch 2 x 3 under a budget that fits 2 but not 3, and whose measured peak stays under it.
-// Also exprun bench, which measures the same steps across plans and memory strategies.
+// Also exprun bench, which measures the same steps across plans and memory strategies, and
+// exprun bench --data, which measures the stage's data pipeline alone.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 
+#include "bench/data_benchmark.hpp"
 #include "bench/strategy_benchmark.hpp"
 #include "test_support.hpp"
 
@@ -259,6 +261,72 @@ TEST_F(BenchTest, BadPlansAreUsageErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   expect_no_crash(r);
   EXPECT_CONTAINS(r.err, "--plans '4x0': expected MICROxACCUMULATION with positive integers");
+}
+
+// ---------------------------------------------------------------- exprun bench --data
+
+TEST(BenchDataWorkers, ParseDistinctCounts) {
+  EXPECT_EQ(parse_worker_counts("0, 1,2,2,4"), (std::vector<std::int64_t>{0, 1, 2, 4}));
+  for (const std::string bad : {"", "1,", "-1", "x", "2.5", "257"}) {
+    EXPECT_THROW(parse_worker_counts(bad), std::invalid_argument) << bad;
+  }
+}
+
+TEST_F(BenchTest, DataMeasuresThePipelineForEachWorkerCountAndNamesTheBottleneck) {
+  test::write_text(file_, experiment_.toml());
+  const auto r = exprun({"bench", file_.string(), "--data", "--workers", "0,1,2", "--images", "8",
+                         "--rounds", "1", "--steps", "1", "--json", (dir_ / "data.json").string()},
+                        dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.out, "bench --data tiny, stage train: data.workers = 1, 1 threads");
+  EXPECT_CONTAINS(r.out, "8 images of train");
+  EXPECT_CONTAINS(r.out, "at 64x80, batches of 6");
+  EXPECT_CONTAINS(r.out, "one image on one thread, decoding: read+decode ");
+  // synthetic_ceph draws its films: there is nothing for the film cache to keep.
+  EXPECT_CONTAINS(r.out, "film cache: not measured: the dataset makes its images");
+  EXPECT_CONTAINS(r.out, "model: hrnet, 1 timed steps of 6 images (micro-batch 6) on pre-made");
+  EXPECT_CONTAINS(r.out, "bottleneck: the ");
+
+  const json data = json::parse(test::read_text(dir_ / "data.json"));
+  EXPECT_EQ(data["stage"], "train");
+  EXPECT_EQ(data["input_size"], json::array({64, 80}));
+  EXPECT_EQ(data["batch_size"], 6);
+  EXPECT_EQ(data["images"], 8);
+  EXPECT_EQ(data["configured_workers"], 1);
+  // synthetic_ceph draws 440 x 540 and 480 x 600 films.
+  EXPECT_GT(data["mean_megapixels"].get<double>(), 0.23);
+  EXPECT_LT(data["mean_megapixels"].get<double>(), 0.29);
+  for (const auto* phase : {"read_decode", "resize_augment", "targets"})
+    EXPECT_GT(data["phases_ms_per_image"][phase].get<double>(), 0) << phase;
+  EXPECT_EQ(data["cache_measured"], false);
+  EXPECT_TRUE(data["cached_phases_ms_per_image"].is_null());
+  ASSERT_EQ(data["workers"].size(), 3u);
+  for (std::int64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(data["workers"][i]["workers"], i);
+    EXPECT_GT(data["workers"][i]["images_per_second"].get<double>(), 0);
+  }
+  EXPECT_EQ(data["configured_images_per_second"], data["workers"][1]["images_per_second"]);
+  const double model = data["model_images_per_second"].get<double>();
+  EXPECT_GT(model, 0);
+  const double pipeline = data["configured_images_per_second"].get<double>();
+  EXPECT_EQ(data["bottleneck"], pipeline < model ? "data pipeline" : "model");
+}
+
+TEST_F(BenchTest, DataOptionsAreCheckedAndBelongToData) {
+  test::write_text(file_, experiment_.toml());
+  auto r = exprun({"bench", file_.string(), "--data", "--workers", "0,x"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--workers 'x': expected worker counts 0 to 256");
+  r = exprun({"bench", file_.string(), "--data", "--images", "0"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--images: expected 1 or more, found 0");
+  r = exprun({"bench", file_.string(), "--workers", "0,1"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--workers, --images, --rounds and --no-model go with --data");
+  r = exprun({"bench", file_.string(), "--data", "--plans", "4x1"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--plans and --variants go without --data");
 }
 
 }  // namespace

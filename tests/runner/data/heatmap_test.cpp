@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "data/heatmap.hpp"
@@ -17,6 +18,41 @@ torch::Tensor points(const std::vector<std::pair<double, double>>& xy) {
     t[static_cast<std::int64_t>(i)][1] = xy[i].second;
   }
   return t;
+}
+
+// The Gaussian over every cell, as encode_heatmaps defines it.
+torch::Tensor full_maps(const torch::Tensor& landmarks, std::int64_t h, std::int64_t w,
+                        double sigma) {
+  auto valid = torch::isfinite(landmarks).all(1);
+  auto safe = torch::where(valid.unsqueeze(1), landmarks, torch::zeros_like(landmarks));
+  auto dx = torch::arange(w, torch::kFloat64).view({1, 1, w}) - safe.select(1, 0).view({-1, 1, 1});
+  auto dy = torch::arange(h, torch::kFloat64).view({1, h, 1}) - safe.select(1, 1).view({-1, 1, 1});
+  auto maps = torch::exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+  return (maps * valid.view({-1, 1, 1}).to(torch::kFloat64)).to(torch::kFloat32);
+}
+
+// encode_heatmaps computes each Gaussian in a window around its landmark only; the maps are the
+// definition's to the bit, for landmarks inside, on the edge of, and outside the map, and missing.
+TEST(Heatmap, WindowedMapsEqualTheDefinitionToTheBit) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  torch::manual_seed(5);
+  for (const auto& [h, w, sigma] : {std::tuple<std::int64_t, std::int64_t, double>{192, 192, 2.0},
+                                    {80, 64, 1.5},
+                                    {64, 48, 2.0},
+                                    {200, 120, 3.3}}) {
+    auto random = torch::rand({29, 2}, torch::kFloat64) *
+                  torch::tensor({static_cast<double>(w), static_cast<double>(h)}, torch::kFloat64);
+    auto landmarks =
+        torch::cat({random, points({{-0.5, -0.5},
+                                    {static_cast<double>(w) - 0.5, 3.0},
+                                    {-40, 12.5},
+                                    {static_cast<double>(w) + 25, static_cast<double>(h) + 31},
+                                    {nan, 4},
+                                    {1e9, -1e9}})});
+    const auto encoded = encode_heatmaps(landmarks, h, w, sigma);
+    EXPECT_TRUE(torch::equal(encoded, full_maps(landmarks, h, w, sigma)))
+        << h << "x" << w << " sigma " << sigma;
+  }
 }
 
 TEST(Heatmap, EncodeShapeTypeAndPeak) {

@@ -319,7 +319,7 @@ TEST_F(RegistryTest, AbiMismatchNamesBothTags) {
   EXPECT_CONTAINS(message, "exprun tag \"" + ours + "\"");
   EXPECT_CONTAINS(message, "rebuild the plugin");
   // Each differing field is named with its own advice.
-  EXPECT_CONTAINS(message, "SDK version differs: plugin 0.9, exprun 1.4");
+  EXPECT_CONTAINS(message, "SDK version differs: plugin 0.9, exprun 1.5");
   EXPECT_CONTAINS(message, "LibTorch version differs: plugin 0.0.0, exprun " TORCH_VERSION);
   EXPECT_CONTAINS(message, "compiler differs: plugin gcc-1.0, exprun " EXPRUN_COMPILER_TAG);
   EXPECT_EQ(message.find("libstdc++ string ABI differs"), std::string::npos) << message;
@@ -328,7 +328,7 @@ TEST_F(RegistryTest, AbiMismatchNamesBothTags) {
 TEST_F(RegistryTest, RunnerAbiTagDescribesThisBuild) {
   const std::string ours = sdk::sdk_abi_tag();
   EXPECT_EQ(ours, EXPRUN_SDK_ABI_TAG) << "the runner and the test were compiled alike";
-  EXPECT_EQ(ours.rfind("exprun-sdk-1.4;torch-", 0), 0u) << ours;
+  EXPECT_EQ(ours.rfind("exprun-sdk-1.5;torch-", 0), 0u) << ours;
   EXPECT_CONTAINS(ours, ";cxx11abi-");
 }
 

@@ -138,5 +138,25 @@ TEST(PickleLengths, EveryOpcodeShapeIsWalkedToStop) {
   EXPECT_EQ(pickle_length_problem("!"), "opcode 0x21 at byte 0 is not a pickle opcode");
 }
 
+// The unpickler grows its memo table to the index a PUT names: a LONG_BINPUT of 1.6e9 (found by
+// the checkpoint fuzz target, kept in tests/fuzz/regressions/checkpoint/memo_index_25_gb) asked
+// for 25 GB.
+TEST(PickleLengths, MemoIndicesStayWithinThePickle) {
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]r\x01\x00\x00\x00j\x01\x00\x00\x00.", 14)),
+            "");
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]r\x2f\x66\x5f\x5f.", 9)),
+            "opcode 0x72 at byte 3 uses memo index 1600087599, more than a pickle of 9 bytes "
+            "can hold");
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]j\x00\x00\x00\x01.", 9)),
+            "opcode 0x6a at byte 3 uses memo index 16777216, more than a pickle of 9 bytes can "
+            "hold");
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]p3\n.", 7)), "");
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]p99999999999\n.", 17)),
+            "opcode 0x70 at byte 3 uses memo index 99999999999, more than a pickle of 17 bytes "
+            "can hold");
+  EXPECT_EQ(pickle_length_problem(std::string("\x80\x02]g-1\n.", 8)),
+            "opcode 0x67 at byte 3 uses memo index -1, more than a pickle of 8 bytes can hold");
+}
+
 }  // namespace
 }  // namespace exprun

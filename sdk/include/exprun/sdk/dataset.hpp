@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,12 @@ struct Sample {
   std::map<std::string, std::string> extra;  // anything else a reader carries (CVM stage)
 };
 
+// A sample without its image, and the file get() decodes that image from (SDK 1.5).
+struct SampleFile {
+  Sample sample;                     // image left undefined
+  std::filesystem::path image_file;  // absolute, or relative to the working directory
+};
+
 struct DatasetContext {
   std::string split;       // "train", "valid", "test" as the experiment names them
   std::uint64_t seed = 0;  // the experiment seed, for readers that generate data
@@ -43,6 +51,14 @@ class Dataset {
   virtual std::vector<LandmarkInfo> landmarks() const = 0;
   // Files a reader skipped and why, for `exprun data`; empty when nothing was skipped.
   virtual std::vector<std::string> skipped() const { return {}; }
+  // Readers of image files: everything get(index) returns but the image, with the file the
+  // image is decoded from, without decoding it. The runner keeps films decoded and resized in
+  // its cache (data.cache) and calls get() only for a film it has not seen, so get(index) must
+  // decode exactly this file. Thread-safe like get(). nullopt (the default): the dataset makes
+  // its images some other way, and get() is called every time.
+  virtual std::optional<SampleFile> get_without_image(std::size_t index) const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace exprun::sdk

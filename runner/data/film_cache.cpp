@@ -1,0 +1,326 @@
+#include "data/film_cache.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <opencv2/core/version.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "config/byte_size.hpp"
+#include "config/config_error.hpp"
+
+namespace exprun {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr char kMagic[8] = {'E', 'X', 'F', 'I', 'L', 'M', '0', '1'};
+constexpr std::uint32_t kFormatVersion = 1;
+constexpr std::int64_t kDefaultMaxBytes = 20LL << 30;
+
+struct Header {
+  char magic[8];
+  std::uint32_t version;
+  std::uint32_t channels;
+  std::int64_t width, height, original_width, original_height;
+  std::uint64_t payload_hash;
+};
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ULL;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+  return x ^ (x >> 31);
+}
+
+// A 128-bit hash of a byte stream, eight bytes at a time in two independent lanes: fast enough
+// (several GB/s) to hash a film file once per process and to check a cached film on every read,
+// which a cryptographic hash or the byte-wise CRC-32C of the checkpoints would slow down. No
+// library at hand offers one (Boost's are byte-wise or internal), and it need not resist an
+// adversary: a cache entry is only ever read back by the same user.
+class StreamHash {
+ public:
+  void add(const char* data, std::size_t size) {
+    length_ += size;
+    while (size > 0) {
+      const std::size_t take = std::min(size, sizeof(std::uint64_t) - pending_size_);
+      std::memcpy(pending_ + pending_size_, data, take);
+      pending_size_ += take;
+      data += take;
+      size -= take;
+      if (pending_size_ == sizeof(std::uint64_t)) {
+        std::uint64_t word;
+        std::memcpy(&word, pending_, sizeof word);
+        mix(word);
+        pending_size_ = 0;
+      }
+      // The aligned middle of a large buffer, without the byte copies above.
+      while (pending_size_ == 0 && size >= sizeof(std::uint64_t)) {
+        std::uint64_t word;
+        std::memcpy(&word, data, sizeof word);
+        mix(word);
+        data += sizeof word;
+        size -= sizeof word;
+      }
+    }
+  }
+
+  std::array<std::uint64_t, 2> finish() const {
+    std::uint64_t a = a_, b = b_;
+    if (pending_size_ > 0) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, pending_, pending_size_);
+      a = (a ^ word) * 0x100000001B3ULL;
+      b = rotate(b ^ word) * 0x9E3779B97F4A7C15ULL;
+    }
+    return {splitmix(a ^ length_), splitmix(b + length_)};
+  }
+
+ private:
+  static std::uint64_t rotate(std::uint64_t x) { return (x << 31) | (x >> 33); }
+  void mix(std::uint64_t word) {
+    a_ = (a_ ^ word) * 0x100000001B3ULL;
+    b_ = rotate(b_ ^ word) * 0x9E3779B97F4A7C15ULL;
+  }
+
+  std::uint64_t a_ = 0xCBF29CE484222325ULL, b_ = 0x84222325CBF29CE4ULL;
+  std::uint64_t length_ = 0;
+  char pending_[sizeof(std::uint64_t)] = {};
+  std::size_t pending_size_ = 0;
+};
+
+std::string hex(std::uint64_t value) {
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(value));
+  return out;
+}
+
+std::uint64_t hash_bytes(const char* data, std::size_t size) {
+  StreamHash h;
+  h.add(data, size);
+  return h.finish()[0];
+}
+
+std::string hash_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  StreamHash h;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    h.add(buffer.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  if (in.bad()) throw std::runtime_error("cannot read " + file.string());
+  const auto digest = h.finish();
+  return hex(digest[0]) + hex(digest[1]);
+}
+
+std::string environment(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+}  // namespace
+
+FilmCacheSettings film_cache_settings_from_environment() {
+  FilmCacheSettings settings;
+  const std::string dir = environment("EXPRUN_CACHE_DIR");
+  if (!dir.empty()) {
+    settings.dir = dir;
+  } else if (const std::string xdg = environment("XDG_CACHE_HOME"); !xdg.empty()) {
+    settings.dir = fs::path(xdg) / "exprun";
+  } else if (const std::string home = environment("HOME"); !home.empty()) {
+    settings.dir = fs::path(home) / ".cache" / "exprun";
+  } else {
+    throw ConfigError(
+        "data.cache: neither EXPRUN_CACHE_DIR, XDG_CACHE_HOME nor HOME is set, so there is no "
+        "place for the decoded-film cache; set EXPRUN_CACHE_DIR or data.cache = false");
+  }
+  settings.max_bytes = kDefaultMaxBytes;
+  if (const std::string size = environment("EXPRUN_CACHE_SIZE"); !size.empty()) {
+    const auto bytes = parse_byte_size(size);
+    if (!bytes) {
+      throw ConfigError("EXPRUN_CACHE_SIZE=" + size +
+                        ": expected a size such as 20GiB, 500MiB or a number of bytes");
+    }
+    settings.max_bytes = *bytes;
+  }
+  return settings;
+}
+
+FilmCache::FilmCache(FilmCacheSettings settings) : settings_(std::move(settings)) {}
+
+fs::path FilmCache::films_dir() const { return settings_.dir / "films"; }
+
+fs::path FilmCache::path_of(const std::string& key) const {
+  return films_dir() / key.substr(0, 2) / (key + ".film");
+}
+
+std::string FilmCache::key(const fs::path& file, const std::string& reader, std::int64_t width,
+                           std::int64_t height) {
+  struct stat info {};
+  if (::stat(file.c_str(), &info) != 0) {
+    throw std::runtime_error("cannot read " + file.string() + ": " + std::strerror(errno));
+  }
+  const std::int64_t modified_ns =
+      static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1000000000LL + info.st_mtim.tv_nsec;
+  std::string content;
+  {
+    std::lock_guard lock(mutex_);
+    const auto it = hashes_.find(file.string());
+    if (it != hashes_.end() && it->second.size == static_cast<std::uintmax_t>(info.st_size) &&
+        it->second.modified_ns == modified_ns && it->second.inode == info.st_ino) {
+      content = it->second.hash;
+    }
+  }
+  if (content.empty()) {
+    content = hash_file(file);
+    std::lock_guard lock(mutex_);
+    hashes_[file.string()] = {static_cast<std::uintmax_t>(info.st_size), modified_ns,
+                              static_cast<std::uint64_t>(info.st_ino), content};
+  }
+  const std::string decides =
+      reader + ";opencv-" CV_VERSION ";format-" + std::to_string(kFormatVersion);
+  return content + "-" + std::to_string(width) + "x" + std::to_string(height) + "-" +
+         hex(hash_bytes(decides.data(), decides.size())).substr(0, 8);
+}
+
+std::optional<InputFilm> FilmCache::find(const std::string& key) {
+  const fs::path path = path_of(key);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  Header header{};
+  in.read(reinterpret_cast<char*>(&header), sizeof header);
+  const bool plausible = in && std::memcmp(header.magic, kMagic, sizeof kMagic) == 0 &&
+                         header.version == kFormatVersion && header.channels == 1 &&
+                         header.width > 0 && header.height > 0 && header.width <= 65536 &&
+                         header.height <= 65536 && header.original_width > 0 &&
+                         header.original_height > 0;
+  InputFilm film;
+  bool whole = false;
+  if (plausible) {
+    film.image.create(static_cast<int>(header.height), static_cast<int>(header.width), CV_32F);
+    const std::size_t bytes = film.image.total() * film.image.elemSize();
+    in.read(reinterpret_cast<char*>(film.image.data), static_cast<std::streamsize>(bytes));
+    whole =
+        in.gcount() == static_cast<std::streamsize>(bytes) &&
+        in.peek() == std::ifstream::traits_type::eof() &&
+        hash_bytes(reinterpret_cast<const char*>(film.image.data), bytes) == header.payload_hash;
+  }
+  if (!whole) {
+    // Cut short by a crash or a full disk: made again from the file, as if never cached.
+    std::error_code ec;
+    fs::remove(path, ec);
+    return std::nullopt;
+  }
+  film.original_width = header.original_width;
+  film.original_height = header.original_height;
+  // Most recently used first when the cache is trimmed.
+  std::error_code ec;
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+  return film;
+}
+
+void FilmCache::store(const std::string& key, const InputFilm& film) {
+  if (film.image.type() != CV_32F || !film.image.isContinuous()) {
+    throw std::logic_error("FilmCache::store: expected a continuous CV_32F image");
+  }
+  const fs::path path = path_of(key);
+  const std::size_t bytes = film.image.total() * film.image.elemSize();
+  Header header{};
+  std::memcpy(header.magic, kMagic, sizeof kMagic);
+  header.version = kFormatVersion;
+  header.channels = 1;
+  header.width = film.image.cols;
+  header.height = film.image.rows;
+  header.original_width = film.original_width;
+  header.original_height = film.original_height;
+  header.payload_hash = hash_bytes(reinterpret_cast<const char*>(film.image.data), bytes);
+  // Unique per process and thread: two workers may store the same film at once.
+  const fs::path temporary =
+      path.string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+      std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(&header), sizeof header);
+    out.write(reinterpret_cast<const char*>(film.image.data), static_cast<std::streamsize>(bytes));
+    out.close();
+    if (!out) {
+      fs::remove(temporary, ec);
+      warn_once("cannot write to the decoded-film cache in " + films_dir().string() +
+                " (full, or not writable); training goes on, decoding every film");
+      return;
+    }
+  }
+  fs::rename(temporary, path, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    warn_once("cannot write to the decoded-film cache in " + films_dir().string() + ": " +
+              ec.message());
+    return;
+  }
+  bool over = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (bytes_estimate_ < 0) {
+      bytes_estimate_ = 0;
+      for (const auto& entry : fs::recursive_directory_iterator(films_dir(), ec))
+        if (entry.is_regular_file(ec))
+          bytes_estimate_ += static_cast<std::int64_t>(entry.file_size(ec));
+    } else {
+      bytes_estimate_ += static_cast<std::int64_t>(sizeof header + bytes);
+    }
+    over = bytes_estimate_ > settings_.max_bytes;
+  }
+  if (over) trim();
+}
+
+void FilmCache::trim() {
+  std::lock_guard lock(mutex_);
+  struct Entry {
+    fs::file_time_type used;
+    fs::path path;
+    std::int64_t bytes;
+  };
+  std::vector<Entry> entries;
+  std::int64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::recursive_directory_iterator(films_dir(), ec)) {
+    if (!entry.is_regular_file(ec) || entry.path().extension() != ".film") continue;
+    const auto bytes = static_cast<std::int64_t>(entry.file_size(ec));
+    entries.push_back({entry.last_write_time(ec), entry.path(), bytes});
+    total += bytes;
+  }
+  // Down to 90 %, so that the next few films do not each trigger a scan.
+  const std::int64_t target = settings_.max_bytes / 10 * 9;
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.used < b.used; });
+  for (const auto& e : entries) {
+    if (total <= target) break;
+    if (fs::remove(e.path, ec)) {
+      total -= e.bytes;
+      ++evicted_;
+    }
+  }
+  bytes_estimate_ = total;
+}
+
+void FilmCache::warn_once(const std::string& message) {
+  if (!warned_.exchange(true)) std::fprintf(stderr, "warning: %s\n", message.c_str());
+}
+
+FilmCache& process_film_cache() {
+  static FilmCache cache(film_cache_settings_from_environment());
+  return cache;
+}
+
+}  // namespace exprun

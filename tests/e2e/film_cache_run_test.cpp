@@ -1,0 +1,126 @@
+// The decoded-film cache through real runs on a synthetic Aariz tree: a run with data.cache =
+// false, one that fills the cache and one that reads it end with the same losses and metrics
+// to the bit, and the cache holds one film per image read (docs/experiment-file.md, data.cache).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "test_support.hpp"
+
+namespace exprun {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string experiment(const fs::path& tree) {
+  return R"(# exprun test: the film cache
+[experiment]
+name = "cached"
+seed = 11
+threads = 1
+
+[defaults]
+device = "cpu"
+
+[defaults.data]
+plugin = "aariz"
+root = )" +
+         test::toml_quote(tree.string()) +
+         R"(
+image_size = [64, 80]
+sigma = 1.5
+workers = 2
+augment = { clahe = 0.5, gamma = 0.2 }
+
+[defaults.model]
+plugin = "hrnet"
+width = 4
+num_modules = [1, 1, 1]
+num_blocks = 1
+stem_blocks = 1
+
+[defaults.loss]
+plugin = "mse"
+
+[defaults.memory]
+effective_batch = 3
+micro_batch = 3
+
+[defaults.optimizer]
+name = "adam"
+lr = 2e-3
+
+[[stage]]
+name = "train"
+epochs = 2
+)";
+}
+
+std::size_t films_in(const fs::path& dir) {
+  std::size_t n = 0;
+  if (!fs::exists(dir)) return 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".film") ++n;
+  return n;
+}
+
+class FilmCacheRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto r = test::run_exprun(
+        {"synth", "--format", "aariz", "--out", tree_.string(), "--count", "10", "--seed", "4"});
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    test::write_text(file_, experiment(tree_));
+  }
+
+  // The stage's report after a run into results/<name>.
+  json run(const std::string& name, std::vector<std::string> extra) {
+    test::ProcessOptions options;
+    options.env["EXPRUN_CACHE_DIR"] = cache_.string();
+    options.timeout_s = 300;
+    std::vector<std::string> args = {"run", file_.string(), "--output",
+                                     (dir_ / "results" / name).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = test::run_exprun(args, options);
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    test::expect_no_crash(r);
+    fs::path run_dir;
+    for (const auto& e : fs::directory_iterator(dir_ / "results" / name / "cached"))
+      run_dir = e.path();
+    return json::parse(test::read_text(run_dir / "report.json"))["stages"][0];
+  }
+
+  test::TempDir dir_{"exprun-film-cache-run"};
+  fs::path tree_ = dir_ / "aariz";
+  fs::path cache_ = dir_ / "cache";
+  fs::path file_ = dir_ / "cached.toml";
+};
+
+TEST_F(FilmCacheRun, MetricsAreTheSameToTheBitWithoutTheCacheColdAndWarm) {
+  const json off = run("off", {"--set", "data.cache=false"});
+  EXPECT_EQ(films_in(cache_), 0u);
+  const json cold = run("cold", {});
+  // train 6 + valid 2 films, at the one input size.
+  EXPECT_EQ(films_in(cache_ / "films"), 8u);
+  const json warm = run("warm", {});
+  EXPECT_EQ(films_in(cache_ / "films"), 8u);
+  for (const auto* key : {"best", "final", "mean_shape_baseline", "best_epoch"}) {
+    EXPECT_EQ(cold[key], off[key]) << key;
+    EXPECT_EQ(warm[key], off[key]) << key;
+  }
+  ASSERT_EQ(off["history"].size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e) {
+    for (const auto* key : {"train_loss", "val_mre_mm", "val_sd_mm", "val_sdr"}) {
+      EXPECT_EQ(cold["history"][e][key], off["history"][e][key]) << key;
+      EXPECT_EQ(warm["history"][e][key], off["history"][e][key]) << key;
+    }
+  }
+  // Another input size is another film.
+  run("wider", {"--set", "data.image_size=[80,96]"});
+  EXPECT_EQ(films_in(cache_ / "films"), 16u);
+}
+
+}  // namespace
+}  // namespace exprun
