@@ -6,6 +6,7 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "memory/memory_tracker.hpp"
+#include "util/allocator_reuse.hpp"
 #include "util/signal_thread.hpp"
 
 namespace {
@@ -22,7 +23,9 @@ commands:
   describe KIND/NAME   a plugin's parameters with types, defaults and docs
   tune FILE.toml       measure micro-batch x accumulation for each stage: peak memory, speed
   bench FILE.toml      peak memory and images/s of one stage at several micro-batch x
-                       accumulation plans, with and without mixed precision and checkpointing
+                       accumulation plans, with and without mixed precision and checkpointing;
+                       with --data, its data pipeline alone against what the model consumes;
+                       with --training, the runner against the bare loop and PyTorch
   compare RUN ...      runs side by side: the config keys that differ, metrics with deltas
                        and the best marked (RUN: report.json, run or sweep directory)
   slurm submit|status  a sweep as a Slurm job array, one task per trial; each trial's state
@@ -54,6 +57,7 @@ int main(int argc, char** argv) {
   set_executable_path(argv[0]);
   // Before any tensor exists, so that CPU peak memory counts everything (report, tuner).
   exprun::install_cpu_memory_tracker();
+  exprun::reuse_freed_memory();
   std::vector<std::string> args;
   const int hoisted = guarded([&] {
     args = with_global_options_after_command({argv + 1, argv + argc});

@@ -153,6 +153,10 @@ for round in $(seq 1 "$rounds"); do
     --precision "$precision" --json "$out/pytorch-bench-$round.json" ||
     say "PyTorch reference round $round failed"
 done
+step "benchmark: the runner's epochs against the bare loop and PyTorch (bench --training)"
+logged "$build/exprun" bench "$bench_toml" --training --rounds "$rounds" --python "$python" \
+  --json "$out/exprun-bench-training.json" ${bench_sets[@]+"${bench_sets[@]}"} ||
+  say "exprun bench --training failed"
 
 # ------------------------------------------------------------------ results
 step "writing $out/gpu-check.json and gpu-check.md"
@@ -196,6 +200,8 @@ result = {
         'exprun_rounds': [c['images_per_second'] for c in ex],
         'pytorch_rounds': [r.get('images_per_s') for r in py],
     },
+    # exprun bench --training: runner, bare loop and PyTorch medians and ratios (null: failed).
+    'training': (load('exprun-bench-training.json') or [None])[0],
 }
 json.dump(result, open(os.path.join(out, 'gpu-check.json'), 'w'), indent=2)
 b = result['benchmark']

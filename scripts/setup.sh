@@ -37,6 +37,7 @@ packages=(
   slurm-wlm munge         # tests: a single-node Slurm cluster (docs/distributed.md)
   libgtest-dev            # tests
   python3-jsonschema      # tests: reports checked against docs/report.schema.json
+  python3-torch           # bench --training: the PyTorch reference (benchmarks/python)
   clang                   # tests: the fuzz targets (docs/fuzzing.md)
   libclang-rt-14-dev      # tests: clang's libFuzzer, ASan and UBSan runtimes
   llvm                    # tests: llvm-symbolizer, for file:line in sanitizer stacks

@@ -258,11 +258,24 @@ def device_name(device):
     return platform.processor() or platform.machine()
 
 
+def input_size(text):
+    """"256" or "128x160" (width x height, as exprun's data.image_size) -> (width, height)."""
+    parts = text.lower().split("x")
+    try:
+        sides = tuple(int(part) for part in parts)
+    except ValueError:
+        sides = ()
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or WxH (positive integers), found {text!r}")
+    return sides * 2 if len(sides) == 1 else sides
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add = p.add_argument
     add("--width", type=int, default=18, help="HRNet width: 18 (W18), 32 (W32), ...")
-    add("--size", type=int, default=256, help="input height = width, divisible by 4")
+    add("--size", type=input_size, default=(256, 256),
+        help="input size, N (N x N) or WxH as data.image_size, each divisible by 4")
     add("--batch", type=int, default=4, help="images per optimiser step")
     add("--micro-batch", type=int, default=0,
         help="images per forward/backward pass (gradient accumulation); 0 = --batch")
@@ -292,8 +305,8 @@ def parse_args():
     args.micro_batch = args.micro_batch or args.batch
     if args.precision == "fp16" and args.device != "cuda":
         p.error("fp16 needs --device cuda (CPU autocast is bf16 only, as in exprun)")
-    if args.size % HRNet.output_stride:
-        p.error(f"--size must be divisible by the output stride {HRNet.output_stride}")
+    if any(side % HRNet.output_stride for side in args.size):
+        p.error(f"--size: each side must be divisible by the output stride {HRNet.output_stride}")
     if min(args.warmup, args.steps, args.micro_batch) < 1 or args.micro_batch > args.batch:
         p.error("need --warmup >= 1, --steps >= 1 and 1 <= --micro-batch <= --batch")
     return args
@@ -327,9 +340,10 @@ def main():
     # Made once, on the host where exprun's loader hands batches over: the step is timed, not
     # the data.
     g = torch.Generator().manual_seed(args.seed)
-    heat = args.size // HRNet.output_stride
-    images = torch.rand(args.batch, args.channels, args.size, args.size, generator=g)
-    targets = gaussian_targets(args.batch, args.landmarks, heat, heat, args.sigma, g)
+    width_px, height_px = args.size
+    heat_w, heat_h = width_px // HRNet.output_stride, height_px // HRNet.output_stride
+    images = torch.rand(args.batch, args.channels, height_px, width_px, generator=g)
+    targets = gaussian_targets(args.batch, args.landmarks, heat_h, heat_w, args.sigma, g)
     weights = torch.ones(args.landmarks, device=device)  # no loss.weights: every landmark 1
     step = lambda: train_step(model, optimizer, scaler, images, targets, weights,  # noqa: E731
                               args, device, autocast)
@@ -360,13 +374,13 @@ def main():
         "images_per_s": args.batch * args.steps / sum(times),  # as exprun bench: from the total
         "step_s_median": statistics.median(times), "step_s_mean": statistics.mean(times),
         "step_s": times, "peak_memory_bytes": peak, "parameters": parameters,
-        "multiply_adds_per_image": multiply_adds, "heatmap_shape": [args.landmarks, heat, heat],
+        "multiply_adds_per_image": multiply_adds, "heatmap_shape": [args.landmarks, heat_h, heat_w],
         "loss_first_timed": losses[0], "loss_last_timed": losses[-1],
         "loss_scale": scaler.get_scale() if scaler else None,
         "torch_version": torch.__version__, "device_name": device_name(device),
         "threads": torch.get_num_threads(), "settings": vars(args),
     }
-    print(f"HRNet-W{args.width} {args.size}x{args.size}, {args.landmarks} landmarks: "
+    print(f"HRNet-W{args.width} {width_px}x{height_px}, {args.landmarks} landmarks: "
           f"{parameters} parameters, {multiply_adds / 1e9:.3f} G multiply-adds per image")
     print(f"{args.device} ({result['device_name']}), {args.precision}, torch {torch.__version__}, "
           f"{result['threads']} threads, batch {args.batch} (micro-batch {args.micro_batch})")

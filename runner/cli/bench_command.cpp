@@ -1,8 +1,12 @@
+#include <unistd.h>
+
 #include <cstdio>
 #include <iostream>
+#include <limits>
 
 #include "bench/data_benchmark.hpp"
 #include "bench/strategy_benchmark.hpp"
+#include "bench/training_benchmark.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/sweep_cli.hpp"
@@ -10,6 +14,7 @@
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
 #include "util/atomic_file.hpp"
+#include "util/program.hpp"
 #include "util/text.hpp"
 #include "util/timestamp.hpp"
 
@@ -68,6 +73,93 @@ int data_bench(const std::string& file, const std::vector<std::string>& override
   return int{kOk};
 }
 
+// --python: "auto" is the first python3 (on PATH, then Debian's) that can import torch;
+// "none" skips the reference; anything else is the interpreter to use, which must work.
+std::filesystem::path python_for_reference(const std::string& given, std::string& note) {
+  if (given == "none") {
+    note = "not run (--python none)";
+    return {};
+  }
+  if (given != "auto") {
+    const std::filesystem::path python = given.find('/') == std::string::npos
+                                             ? find_on_path(given).value_or(given)
+                                             : std::filesystem::path(given);
+    if (find_python_with_torch({python}).empty()) {
+      throw po::error("--python " + given + ": cannot run it, or it cannot import torch");
+    }
+    return python;
+  }
+  std::vector<std::filesystem::path> candidates;
+  if (const auto on_path = find_on_path("python3")) candidates.push_back(*on_path);
+  candidates.push_back("/usr/bin/python3");
+  const auto python = find_python_with_torch(candidates);
+  if (python.empty()) {
+    note =
+        "not run: no python3 on PATH or in /usr/bin can import torch (Debian: apt install "
+        "python3-torch; or --python PATH)";
+  }
+  return python;
+}
+
+int training_bench(const std::string& file, const std::vector<std::string>& overrides,
+                   const std::string& stage_name, const CommonOptions& common, int rounds,
+                   const std::string& python, const std::string& python_script,
+                   const std::string& json_path) {
+  if (rounds < 1) throw po::error("--rounds: expected 1 or more, found " + std::to_string(rounds));
+  TrainingBenchOptions options;
+  options.rounds = rounds;
+  std::string python_note;
+  options.python = python_for_reference(python, python_note);
+  options.python_script = python_script;
+  options.python_required = python != "auto";
+  if (!options.python.empty() && !std::filesystem::is_regular_file(options.python_script)) {
+    throw po::error("--python-script " + python_script +
+                    ": no such file (the PyTorch reference, benchmarks/python/train_reference.py "
+                    "in exprun's source tree)");
+  }
+  Registry registry;
+  load_registry(registry, common);
+  Experiment experiment = load_one_configuration(file, overrides, registry, "bench");
+  const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
+  options.threads = apply_thread_count(experiment.threads);
+  options.scratch_dir = std::filesystem::temp_directory_path() /
+                        ("exprun-bench-training-" + std::to_string(::getpid()));
+  // The runner's checkpoints and events are written there and are of no use afterwards.
+  struct RemoveScratch {
+    std::filesystem::path dir;
+    ~RemoveScratch() {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    }
+  } remove_scratch{options.scratch_dir};
+  const StageConfig& stage = experiment.stages[index];
+  std::printf(
+      "bench --training %s, stage %s: %s %lldx%lld input, batch %lld, data.workers = "
+      "%lld, %lld threads, %d rounds\n",
+      experiment.name.c_str(), stage.name.c_str(), stage.model.name.c_str(),
+      static_cast<long long>(stage.data.input_width),
+      static_cast<long long>(stage.data.input_height),
+      static_cast<long long>(stage.memory.effective_batch),
+      static_cast<long long>(stage.data.workers), static_cast<long long>(options.threads), rounds);
+  if (!python_note.empty()) std::printf("PyTorch reference: %s\n", python_note.c_str());
+  std::fflush(stdout);
+  TrainingBenchResult result;
+  try {
+    result =
+        run_training_benchmark(experiment, index, registry, options, [](const std::string& line) {
+          std::printf("%s\n", line.c_str());
+          std::fflush(stdout);
+        });
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(stage.where + ": " + e.what() + " (--python none measures without it)");
+  }
+  if (result.python_note.empty()) result.python_note = python_note;
+  nlohmann::json out = result.to_json();
+  out["source_file"] = experiment.source_file;
+  write_bench_json(bench_json_path(json_path, experiment, "bench-training-"), out);
+  return int{kOk};
+}
+
 }  // namespace
 
 int bench_command(const std::vector<std::string>& args) {
@@ -79,21 +171,28 @@ int bench_command(const std::vector<std::string>& args) {
   const std::string all_variants =
       "none,mixed_precision,activation_checkpointing,mixed_precision+activation_checkpointing";
   std::string variants_text = all_variants;
-  int warmup = 1;
-  int steps = 3;
+  // kNotGiven: --training refuses both, the other modes default to 1 and 3.
+  constexpr int kNotGiven = std::numeric_limits<int>::min();
+  int warmup = kNotGiven;
+  int steps = kNotGiven;
   std::string json_path;
   bool data = false;
   std::string workers_text;
   std::int64_t images = 64;
   int rounds = 3;
   bool no_model = false;
+  bool training = false;
+  std::string python = "auto";
+  std::string python_script = EXPRUN_PYTHON_REFERENCE;
   po::options_description options(
-      "exprun bench FILE.toml [options]\nexprun bench FILE.toml --data [options]\n\nTrains one "
+      "exprun bench FILE.toml [options]\nexprun bench FILE.toml --data [options]\nexprun bench "
+      "FILE.toml --training [options]\n\nTrains one "
       "stage for a few steps at each micro-batch x accumulation plan, with and without mixed "
       "precision and activation checkpointing, and prints peak memory and images/s for each. "
       "Every case starts from the same weights and batches. With --data: the stage's data "
       "pipeline alone, images/s for several worker counts and where an image's time goes, next "
-      "to what the model consumes. Writes nothing but the JSON.\n\nOptions");
+      "to what the model consumes. With --training: the runner's own epochs against the bare loop "
+      "and the PyTorch reference script, interleaved. Writes nothing but the JSON.\n\nOptions");
   add_common_options(options, common);
   options.add_options()("file", po::value(&file), "experiment file")(
       "stage", po::value(&stage_name), "the stage to measure (default: the first)")(
@@ -107,14 +206,21 @@ int bench_command(const std::vector<std::string>& args) {
       "steps", po::value(&steps), "timed steps per case (default 3)")(
       "set", po::value(&overrides)->composing(), "override a key, as for exprun run")(
       "data", po::bool_switch(&data), "measure the data pipeline instead of the strategies")(
+      "training", po::bool_switch(&training),
+      "the runner's training images/s against the bare loop and the PyTorch reference")(
       "workers", po::value(&workers_text),
       "with --data: worker counts, e.g. 0,1,2,4 (default: 0 up to max(2, data.workers))")(
       "images", po::value(&images),
       "with --data: images per measurement (default 64; the split is cycled when smaller)")(
       "rounds", po::value(&rounds),
-      "with --data: rounds over the worker counts, medians reported (default 3)")(
-      "no-model", po::bool_switch(&no_model),
-      "with --data: do not time the model (a large one on a CPU takes long)")(
+      "with --data or --training: rounds, medians reported (default 3)")(
+      "python", po::value(&python),
+      "with --training: the PyTorch reference's interpreter; auto (the first python3 that can "
+      "import torch) or none (default auto)")(
+      "python-script", po::value(&python_script),
+      "with --training: the reference script (default: benchmarks/python/train_reference.py of "
+      "the source tree)")("no-model", po::bool_switch(&no_model),
+                          "with --data: do not time the model (a large one on a CPU takes long)")(
       "json", po::value(&json_path),
       "write the measurements here (default: <output>/<experiment>/bench-<UTC time>.json)");
   po::positional_options_description positional;
@@ -122,6 +228,22 @@ int bench_command(const std::vector<std::string>& args) {
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (file.empty()) throw po::error("bench needs an experiment file");
+    if (data && training) throw po::error("--data and --training measure different things");
+    if (training) {
+      if (!plans_text.empty() || variants_text != all_variants || warmup != kNotGiven ||
+          steps != kNotGiven || !workers_text.empty() || images != 64 || no_model) {
+        throw po::error(
+            "--plans, --variants, --warmup, --steps, --workers, --images and --no-model go "
+            "without --training (its sides time the steps of one epoch)");
+      }
+      return training_bench(file, overrides, stage_name, common, rounds, python, python_script,
+                            json_path);
+    }
+    if (python != "auto" || python_script != EXPRUN_PYTHON_REFERENCE) {
+      throw po::error("--python and --python-script go with --training");
+    }
+    if (warmup == kNotGiven) warmup = 1;
+    if (steps == kNotGiven) steps = 3;
     if (warmup < 0)
       throw po::error("--warmup: expected 0 or more, found " + std::to_string(warmup));
     if (steps < 1) throw po::error("--steps: expected 1 or more, found " + std::to_string(steps));
@@ -132,7 +254,9 @@ int bench_command(const std::vector<std::string>& args) {
       return data_bench(file, overrides, stage_name, common, warmup, steps, workers_text, images,
                         rounds, !no_model, json_path);
     if (!workers_text.empty() || images != 64 || rounds != 3 || no_model) {
-      throw po::error("--workers, --images, --rounds and --no-model go with --data");
+      throw po::error(
+          "--workers, --images and --no-model go with --data, --rounds with --data or "
+          "--training");
     }
     BenchOptions bench;
     bench.warmup_steps = warmup;

@@ -17,13 +17,13 @@
 #include "run/auto_resume.hpp"
 #include "run/experiment_run.hpp"
 #include "slurm/batch_script.hpp"
-#include "slurm/program.hpp"
 #include "slurm/slurm_status.hpp"
 #include "sweep/shared_sweep.hpp"
 #include "sweep/sweep_loader.hpp"
 #include "sweep/sweep_summary.hpp"
 #include "util/atomic_file.hpp"
 #include "util/json_file.hpp"
+#include "util/program.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -261,14 +261,14 @@ int submit_command(const std::vector<std::string>& args) {
                 << shell_quote(script_file.string()) << "\n";
       return int{kOk};
     }
-    const std::optional<fs::path> sbatch = slurm::find_on_path("sbatch");
+    const std::optional<fs::path> sbatch = find_on_path("sbatch");
     if (!sbatch) {
       throw std::runtime_error(
           "sbatch is not on PATH: install Slurm's client (Debian: slurm-client) or run where it "
           "is, or use --dry-run to write the script only. The script is written: " +
           script_file.string());
     }
-    const slurm::ProgramResult result = slurm::run_program(*sbatch, sbatch_args);
+    const ProgramResult result = run_program(*sbatch, sbatch_args);
     if (result.exit_code != 0) {
       std::string err = result.err;
       while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
@@ -324,14 +324,13 @@ QueueView read_queue(const fs::path& dir) {
   if (!job.is_object() || !job.contains("job_id") || !job["job_id"].is_string())
     throw JsonInputError(job_file.string() + ": expected \"job_id\" (string)");
   view.job_id = job["job_id"].get<std::string>();
-  const std::optional<fs::path> squeue = slurm::find_on_path("squeue");
+  const std::optional<fs::path> squeue = find_on_path("squeue");
   if (!squeue) {
     view.note = "squeue is not on PATH: the status files' view only";
     return view;
   }
   // -r: one line per array task, pending ones too (else they are folded into one line).
-  const slurm::ProgramResult r =
-      slurm::run_program(*squeue, {"-h", "-r", "-j", view.job_id, "-o", "%i %T"});
+  const ProgramResult r = run_program(*squeue, {"-h", "-r", "-j", view.job_id, "-o", "%i %T"});
   if (r.exit_code != 0) {
     std::string err = r.err.substr(0, r.err.find('\n'));
     view.note = "squeue -j " + view.job_id + " failed" + (err.empty() ? "" : " (" + err + ")") +

@@ -7,6 +7,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "util/allocator_reuse.hpp"
 #include "util/cuda_build.hpp"
 
 namespace exprun::cli {
@@ -58,6 +59,7 @@ int version_command(const std::vector<std::string>& args) {
   }
   std::cout << "cudnn:                  "
             << (cuda.cudnn_version ? *cuda.cudnn_version : std::string("not compiled")) << "\n";
+  std::cout << "malloc:                 " << reuse_freed_memory() << "\n";
   return kOk;
 }
 

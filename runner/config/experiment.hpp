@@ -42,6 +42,9 @@ struct DataConfig {
   double sigma = 2.0;  // Gaussian target's standard deviation, in heatmap pixels
   std::int64_t workers = 2;
   bool cache = true;  // the decoded-film cache (data/film_cache.hpp)
+  // "idle": worker threads run at SCHED_IDLE, on the cores the training step leaves idle;
+  // "normal": at the process's own priority.
+  std::string worker_priority = "idle";
   std::int64_t channels = 1;
   std::string train_split = "train";
   std::string val_split = "valid";

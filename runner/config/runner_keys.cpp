@@ -460,6 +460,11 @@ const KeyTable<DataConfig>& data_keys() {
                           "keep films decoded and resized in the decoded-film cache "
                           "(EXPRUN_CACHE_DIR); false decodes every film every time"),
                 &DataConfig::cache, false),
+          // Only when a batch is made changes: its contents are a function of its seed.
+          field(string_spec("worker_priority", "idle", {"idle", "normal"},
+                            "the workers' CPU priority: idle (the cores the training step "
+                            "leaves idle) or normal"),
+                &DataConfig::worker_priority, false),
           custom<DataConfig>(
               int_spec("channels", 1, 1, 3, "model input channels: 1 grey, 3 grey repeated"), "",
               [](TableReader& r, DataConfig& d, const ReadContext&) {

@@ -1,9 +1,25 @@
 #include "data/batch_loader.hpp"
 
+#include <sched.h>
+
 #include <random>
 #include <stdexcept>
 
 namespace exprun {
+namespace {
+
+// Workers prepare batches while the training step computes on the same cores. At the normal
+// priority the kernel shares a core between them, which stalls every thread team of the step
+// at its next barrier; at SCHED_IDLE a worker takes what the step leaves idle (its waits, its
+// serial parts), and the loader still gets its batch when the step waits for it. Lowering the
+// own policy needs no privilege; where it fails the worker keeps the normal priority, which
+// changes only the speed.
+void run_this_thread_when_idle() {
+  sched_param none{};
+  sched_setscheduler(0, SCHED_IDLE, &none);  // 0: the calling thread
+}
+
+}  // namespace
 
 std::vector<std::size_t> shuffled_order(std::size_t n, std::uint64_t seed) {
   std::vector<std::size_t> order(n);
@@ -100,7 +116,10 @@ void BatchLoader::fill_queue() {
   if (workers_ == 0) return;
   while (next_to_start_ < batch_count_ && pending_.size() < static_cast<std::size_t>(workers_)) {
     const std::size_t index = next_to_start_++;
-    pending_.push_back(std::async(std::launch::async, [this, index] { return make_batch(index); }));
+    pending_.push_back(std::async(std::launch::async, [this, index] {
+      if (pipeline_.spec().idle_workers) run_this_thread_when_idle();
+      return make_batch(index);
+    }));
   }
 }
 

@@ -47,6 +47,8 @@ struct PipelineSpec {
   std::int64_t num_landmarks = 0;
   double sigma = 2.0;
   AugmentConfig augment;
+  // data.worker_priority = "idle": a BatchLoader's worker threads run at SCHED_IDLE.
+  bool idle_workers = false;
 };
 
 // Where prepare's time goes, added to by each call that is given one (`exprun bench --data`).

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "slurm/program.hpp"
+#include "util/program.hpp"
 
 namespace exprun {
 
@@ -20,15 +20,15 @@ RequeueOutcome requeue_after_warning(const dist::Launch& launch) {
   if (launch.rank != 0)
     return {false, "rank " + std::to_string(launch.rank) + " leaves the requeue to rank 0"};
   const std::string target = slurm_requeue_target(*launch.slurm);
-  const auto scontrol = slurm::find_on_path("scontrol");
+  const auto scontrol = find_on_path("scontrol");
   if (!scontrol) {
     return {false, "cannot requeue Slurm job " + target +
                        ": scontrol is not on the PATH; requeue it by hand (scontrol requeue " +
                        target + ") or resubmit it: it continues with --resume=auto"};
   }
-  slurm::ProgramResult result;
+  ProgramResult result;
   try {
-    result = slurm::run_program(*scontrol, {"requeue", target});
+    result = run_program(*scontrol, {"requeue", target});
   } catch (const std::runtime_error& e) {
     return {false, "cannot requeue Slurm job " + target + ": " + e.what()};
   }

@@ -174,6 +174,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   spec.num_landmarks = k;
   spec.sigma = stage.data.sigma;
   spec.augment = stage.data.augment;
+  spec.idle_workers = stage.data.worker_priority == "idle";
   try {
     out.pipeline = std::make_unique<SamplePipeline>(spec);
   } catch (const std::exception& e) {

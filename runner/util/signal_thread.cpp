@@ -108,7 +108,7 @@ bool start_once() {
 
 // A child inherits the blocked mask across fork and exec, and a signal to it would then stay
 // pending forever: every program exprun starts (sbatch, squeue, scontrol) goes through
-// slurm/program.hpp, which gives the child the default mask back.
+// util/program.hpp, which gives the child the default mask back.
 bool start_signal_thread() {
   static const bool started = start_once();
   return started;

@@ -12,6 +12,9 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <regex>
@@ -108,7 +111,7 @@ TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
     const auto r = exprun({command});
     expect_ok(r);
     const auto lines = test::split_lines(trimmed(r.out));
-    ASSERT_EQ(lines.size(), 8u) << r.out;
+    ASSERT_EQ(lines.size(), 9u) << r.out;
     EXPECT_EQ(lines[0], expected);  // the first line stays as scripts know it
     EXPECT_EQ(lines[1], "sdk:                    " + std::to_string(EXPRUN_SDK_VERSION_MAJOR) +
                             "." + std::to_string(EXPRUN_SDK_VERSION_MINOR));
@@ -135,6 +138,36 @@ TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
     EXPECT_EQ(lines[6], "cuda:                   not compiled");
     EXPECT_EQ(lines[7], "cudnn:                  not compiled");
 #endif
+    // exprun inherits this test's environment, which may carry the user's malloc settings.
+    bool tuned = false;
+    for (char** entry = environ; *entry; ++entry) {
+      const std::string variable = *entry;
+      tuned =
+          tuned || variable.rfind("MALLOC_", 0) == 0 || variable.rfind("GLIBC_TUNABLES=", 0) == 0;
+    }
+    EXPECT_EQ(lines[8], std::string("malloc:                 ") +
+                            (std::getenv("EXPRUN_KEEP_MALLOC_DEFAULTS")
+                                 ? "glibc defaults (EXPRUN_KEEP_MALLOC_DEFAULTS)"
+                             : tuned ? "glibc, as tuned by the environment"
+                                     : "glibc, freed memory kept for reuse"));
+  }
+}
+
+// The allocator lever (util/allocator_reuse.hpp) steps aside for a user's own malloc settings.
+TEST(CliTest, VersionSaysWhetherMallocKeepsFreedMemory) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"MALLOC_TRIM_THRESHOLD_", "glibc, as tuned by the environment"},
+      {"GLIBC_TUNABLES", "glibc, as tuned by the environment"},
+      {"EXPRUN_KEEP_MALLOC_DEFAULTS", "glibc defaults (EXPRUN_KEEP_MALLOC_DEFAULTS)"}};
+  for (const auto& [variable, expected] : cases) {
+    test::ProcessOptions options;
+    options.env[variable] =
+        variable == "GLIBC_TUNABLES" ? "glibc.malloc.trim_threshold=1048576" : "1048576";
+    const auto r = exprun({"version"}, options);
+    expect_ok(r);
+    EXPECT_NE(r.out.find("malloc:                 " + expected + "\n"), std::string::npos)
+        << variable << ":\n"
+        << r.out;
   }
 }
 

@@ -2,7 +2,8 @@
 // experiment (HRNet of width 4): the measured table, its JSON, and a run whose tuner picks
 // micro-batch 2 x 3 under a budget that fits 2 but not 3, and whose measured peak stays under it.
 // Also exprun bench, which measures the same steps across plans and memory strategies, and
-// exprun bench --data, which measures the stage's data pipeline alone.
+// exprun bench --data, which measures the stage's data pipeline alone, and exprun bench
+// --training, which times the runner's epochs against the bare loop and the PyTorch reference.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +11,9 @@
 
 #include "bench/data_benchmark.hpp"
 #include "bench/strategy_benchmark.hpp"
+#include "bench/training_benchmark.hpp"
+#include "config/experiment_loader.hpp"
+#include "plugins/registry.hpp"
 #include "test_support.hpp"
 
 namespace exprun {
@@ -323,10 +327,202 @@ TEST_F(BenchTest, DataOptionsAreCheckedAndBelongToData) {
   EXPECT_CONTAINS(r.err, "--images: expected 1 or more, found 0");
   r = exprun({"bench", file_.string(), "--workers", "0,1"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
-  EXPECT_CONTAINS(r.err, "--workers, --images, --rounds and --no-model go with --data");
+  EXPECT_CONTAINS(r.err,
+                  "--workers, --images and --no-model go with --data, --rounds with --data "
+                  "or --training");
   r = exprun({"bench", file_.string(), "--data", "--plans", "4x1"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_CONTAINS(r.err, "--plans and --variants go without --data");
+}
+
+// ---------------------------------------------------------------- exprun bench --training
+
+// Debian's PyTorch, which scripts/setup.sh installs (python3-torch) for these tests.
+const char* const kDebianPython = "/usr/bin/python3";
+
+Experiment parsed(const test::TinyExperiment& tiny) {
+  return parse_experiment(tiny.toml(), "tiny.toml", {}, test::built_plugins());
+}
+
+TEST(BenchTrainingPython, ArgumentsFollowTheStage) {
+  test::TinyExperiment tiny;
+  tiny.loss = "adaptive_wing";
+  tiny.strategies = {"mixed_precision", "gradient_accumulation"};
+  tiny.stage_extra = "channels_last = true\nloss.use_loss_map = true\n";
+  const Experiment e = parsed(tiny);
+  const auto args = python_reference_arguments(e.stages[0], 29, 2, "cpu", 2, 5);
+  const std::vector<std::string> expected = {"--device",
+                                             "cpu",
+                                             "--width",
+                                             "4",
+                                             "--size",
+                                             "64x80",
+                                             "--batch",
+                                             "4",
+                                             "--micro-batch",
+                                             "2",
+                                             "--landmarks",
+                                             "29",
+                                             "--channels",
+                                             "1",
+                                             "--num-modules",
+                                             "1",
+                                             "1",
+                                             "1",
+                                             "--num-blocks",
+                                             "1",
+                                             "--stem-blocks",
+                                             "1",
+                                             "--head-channels",
+                                             "0",
+                                             "--sigma",
+                                             "1.5",
+                                             "--lr",
+                                             "0.002",
+                                             "--precision",
+                                             "bf16",
+                                             "--threads",
+                                             "2",
+                                             "--steps",
+                                             "5",
+                                             "--loss-map",
+                                             "--channels-last"};
+  EXPECT_EQ(args, expected);
+  // mixed_precision's dtype "auto" is fp16 on CUDA, as exprun's own step.
+  const auto cuda = python_reference_arguments(e.stages[0], 29, 2, "cuda:0", 2, 5);
+  EXPECT_EQ(cuda[1], "cuda");
+  EXPECT_EQ(*(std::find(cuda.begin(), cuda.end(), "--precision") + 1), "fp16");
+}
+
+TEST(BenchTrainingPython, RefusesWhatTheReferenceCannotTrain) {
+  auto refusal = [](test::TinyExperiment tiny) {
+    try {
+      python_reference_arguments(parsed(tiny).stages[0], 29, 2, "cpu", 1, 1);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  test::TinyExperiment tiny;
+  tiny.loss = "mse";
+  EXPECT_CONTAINS(refusal(tiny), "stage train has loss mse");
+  tiny.loss = "adaptive_wing";
+  tiny.strategies = {"activation_checkpointing", "gradient_accumulation"};
+  EXPECT_CONTAINS(refusal(tiny), "stage train has memory strategy activation_checkpointing");
+  tiny.strategies = {"gradient_accumulation"};
+  tiny.stage_extra = "optimizer.weight_decay = 0.01\n";
+  EXPECT_CONTAINS(refusal(tiny), "stage train has optimizer adam with other settings");
+}
+
+TEST_F(BenchTest, TrainingTimesTheRunnerTheBareLoopAndThePyTorchReference) {
+  experiment_.loss = "adaptive_wing";
+  experiment_.threads = 1;
+  test::write_text(file_, experiment_.toml());
+  const fs::path scratch = dir_ / "tmp";
+  fs::create_directories(scratch);
+  test::ProcessOptions options;
+  options.cwd = dir_.path();
+  options.timeout_s = 300;
+  options.env["TMPDIR"] = scratch.string();  // where the runner's epochs write
+  const auto r =
+      test::run_exprun({"bench", file_.string(), "--training", "--rounds", "2", "--python",
+                        kDebianPython, "--json", (dir_ / "training.json").string()},
+                       options);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.out,
+                  "bench --training tiny, stage train: hrnet 64x80 input, batch 6, "
+                  "data.workers = 1, 1 threads, 2 rounds");
+  EXPECT_CONTAINS(r.out, std::string("PyTorch reference: ") + kDebianPython + " ");
+  EXPECT_CONTAINS(r.out, "train_reference.py --device cpu --width 4 --size 64x80 --batch 6 ");
+  EXPECT_CONTAINS(r.out, "runner/bare");
+  EXPECT_CONTAINS(r.out, "\nmedian ");
+  EXPECT_CONTAINS(r.out, "bare loop vs PyTorch ");
+  // The runner's checkpoints and events went to a scratch folder that is gone.
+  EXPECT_TRUE(fs::is_empty(scratch));
+
+  const json out = json::parse(test::read_text(dir_ / "training.json"));
+  EXPECT_EQ(out["stage"], "train");
+  EXPECT_EQ(out["input_size"], json::array({64, 80}));
+  EXPECT_EQ(out["effective_batch"], 6);
+  EXPECT_EQ(out["micro_batch"], 6);
+  EXPECT_EQ(out["steps_per_epoch"], 3);  // 16 images in batches of 6
+  EXPECT_EQ(out["threads"], 1);
+  ASSERT_EQ(out["rounds"].size(), 2u);
+  std::vector<double> runner, bare, python;
+  for (const auto& round : out["rounds"]) {
+    runner.push_back(round["runner_images_per_second"].get<double>());
+    bare.push_back(round["bare_images_per_second"].get<double>());
+    python.push_back(round["python_images_per_second"].get<double>());
+  }
+  for (const auto& side : {runner, bare, python})
+    for (double v : side) EXPECT_GT(v, 0);
+  // Medians of two rounds are their means; the ratios are of the medians.
+  const double runner_median = (runner[0] + runner[1]) / 2, bare_median = (bare[0] + bare[1]) / 2,
+               python_median = (python[0] + python[1]) / 2;
+  EXPECT_DOUBLE_EQ(out["runner_images_per_second"].get<double>(), runner_median);
+  EXPECT_DOUBLE_EQ(out["runner_vs_bare"].get<double>(), runner_median / bare_median);
+  EXPECT_DOUBLE_EQ(out["runner_vs_python"].get<double>(), runner_median / python_median);
+  EXPECT_DOUBLE_EQ(out["bare_vs_python"].get<double>(), bare_median / python_median);
+  EXPECT_EQ(out["python_command"][0], kDebianPython);
+  EXPECT_EQ(out["python_torch_version"].get<std::string>().rfind("1.13", 0), 0u)
+      << out["python_torch_version"];
+}
+
+TEST_F(BenchTest, TrainingWithoutTheReferenceSaysWhy) {
+  experiment_.threads = 1;  // loss mse: the reference trains adaptive wing only
+  test::write_text(file_, experiment_.toml());
+  auto r = exprun({"bench", file_.string(), "--training", "--rounds", "1", "--json",
+                   (dir_ / "auto.json").string()},
+                  dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_CONTAINS(r.out,
+                  "PyTorch reference: not run: the PyTorch reference trains models/hrnet "
+                  "with losses/adaptive_wing");
+  json out = json::parse(test::read_text(dir_ / "auto.json"));
+  EXPECT_TRUE(out["python_images_per_second"].is_null());
+  EXPECT_TRUE(out["runner_vs_python"].is_null());
+  EXPECT_GT(out["runner_vs_bare"].get<double>(), 0);
+  EXPECT_CONTAINS(out["python_note"].get<std::string>(), "stage train has loss mse");
+
+  // Asked for by name, the reference must run: the stage is an error, naming where it is.
+  r = exprun({"bench", file_.string(), "--training", "--python", kDebianPython}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  expect_no_crash(r);
+  EXPECT_CONTAINS(r.err, "tiny.toml:");
+  EXPECT_CONTAINS(r.err, "stage train has loss mse (--python none measures without it)");
+
+  r = exprun({"bench", file_.string(), "--training", "--rounds", "1", "--python", "none", "--json",
+              (dir_ / "none.json").string()},
+             dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_CONTAINS(r.out, "PyTorch reference: not run (--python none)");
+  out = json::parse(test::read_text(dir_ / "none.json"));
+  EXPECT_EQ(out["python_note"], "not run (--python none)");
+}
+
+TEST_F(BenchTest, TrainingOptionsAreChecked) {
+  test::write_text(file_, experiment_.toml());
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--training", "--data"}, "--data and --training measure different things"},
+      {{"--training", "--plans", "4x1"}, "go without --training"},
+      {{"--training", "--steps", "2"}, "go without --training"},
+      {{"--training", "--workers", "0"}, "go without --training"},
+      {{"--training", "--rounds", "0"}, "--rounds: expected 1 or more, found 0"},
+      {{"--training", "--python", (dir_ / "no-python").string()},
+       ": cannot run it, or it cannot import torch"},
+      {{"--training", "--python-script", (dir_ / "none.py").string(), "--python", kDebianPython},
+       "none.py: no such file"},
+      {{"--python", "none"}, "--python and --python-script go with --training"},
+  };
+  for (const auto& [extra, message] : cases) {
+    std::vector<std::string> args = {"bench", file_.string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = exprun(args, dir_.path());
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    expect_no_crash(r);
+    EXPECT_CONTAINS(r.err, message) << extra[1];
+  }
 }
 
 }  // namespace

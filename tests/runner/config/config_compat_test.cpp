@@ -36,6 +36,17 @@ TEST(ResumeConfig, AKeyAddedSinceAtItsDefaultResumes) {
   EXPECT_EQ(resume_config_differences(written, to_json(stage())), Paths{});
 }
 
+// A checkpoint written before data.worker_priority existed resumes at either priority: the key
+// changes when batches are made, not what they hold.
+TEST(ResumeConfig, ACheckpointFromBeforeWorkerPriorityResumesAtEither) {
+  nlohmann::json written = to_json(stage());
+  written["data"].erase("worker_priority");
+  StageConfig normal = stage();
+  normal.data.worker_priority = "normal";
+  EXPECT_EQ(resume_config_differences(written, to_json(stage())), Paths{});
+  EXPECT_EQ(resume_config_differences(written, to_json(normal)), Paths{});
+}
+
 TEST(ResumeConfig, ATableAddedSinceWithEveryKeyAtItsDefaultResumes) {
   nlohmann::json written = to_json(stage());
   written.erase("eval");
@@ -62,6 +73,7 @@ TEST(ResumeConfig, AChangedLearningRateIsRefusedByItsPath) {
 TEST(ResumeConfig, KeysThatDoNotChangeTheTrainingAreIgnored) {
   StageConfig now = stage();
   now.data.workers = 0;
+  now.data.worker_priority = "normal";
   now.checkpoint.every = 5;
   now.checkpoint.keep_last = 2;
   EXPECT_EQ(resume_config_differences(to_json(stage()), to_json(now)), Paths{});

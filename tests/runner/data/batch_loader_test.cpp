@@ -1,9 +1,11 @@
-// The batch loader: shuffling by seed, batch boundaries, worker errors, and batches that do
-// not depend on how many worker threads prepared them.
+// The batch loader: shuffling by seed, batch boundaries, worker errors, batches that do not
+// depend on how many worker threads prepared them, and the workers' CPU priority.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -208,6 +210,48 @@ TEST(BatchLoader, GivenBatchesWithAnEmptyOne) {
   EXPECT_TRUE(empty->meta.empty());
   EXPECT_EQ(loader.next()->meta.at(0).id, data->get(7).id);
   EXPECT_FALSE(loader.next().has_value());
+}
+
+// A FakeDataset that records the scheduling policy of each thread that reads a sample.
+class PolicyRecordingDataset : public test::FakeDataset {
+ public:
+  using FakeDataset::FakeDataset;
+  sdk::Sample get(std::size_t index) const override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      policies_.push_back(sched_getscheduler(0));
+    }
+    return FakeDataset::get(index);
+  }
+  std::vector<int> policies() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return policies_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::vector<int> policies_;
+};
+
+std::vector<int> policies_seen(bool idle_workers, std::int64_t workers) {
+  auto data = std::make_shared<PolicyRecordingDataset>(6, 100, 120);
+  PipelineSpec s = spec();
+  s.idle_workers = idle_workers;
+  const SamplePipeline pipeline(s);
+  BatchLoader loader(data, pipeline, iota(6), 2, workers, true, 1);
+  while (loader.next()) {
+  }
+  return data->policies();
+}
+
+TEST(BatchLoaderWorkers, RunAtIdlePriorityWhenAskedAndLeaveTheTrainingThreadAlone) {
+  const int own = sched_getscheduler(0);
+  ASSERT_NE(own, SCHED_IDLE);
+  EXPECT_EQ(policies_seen(true, 2), std::vector<int>(6, SCHED_IDLE));
+  EXPECT_EQ(policies_seen(false, 2), std::vector<int>(6, own));
+  // No workers: the batches are made on this thread, whose priority stays as it was.
+  EXPECT_EQ(policies_seen(true, 0), std::vector<int>(6, own));
+  EXPECT_EQ(sched_getscheduler(0), own);
 }
 
 }  // namespace

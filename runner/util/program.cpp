@@ -1,4 +1,4 @@
-#include "slurm/program.hpp"
+#include "util/program.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,7 +14,7 @@
 
 extern char** environ;
 
-namespace exprun::slurm {
+namespace exprun {
 namespace fs = std::filesystem;
 namespace {
 
@@ -135,4 +135,4 @@ ProgramResult run_program(const fs::path& program, const std::vector<std::string
   return result;
 }
 
-}  // namespace exprun::slurm
+}  // namespace exprun

@@ -1,5 +1,5 @@
-// Running Slurm's client programs (sbatch, squeue) without a shell: found on PATH, started with
-// posix_spawn, their output captured.
+// Running other programs (Slurm's sbatch and squeue, the PyTorch reference) without a shell:
+// found on PATH, started with posix_spawn, their output captured.
 #pragma once
 
 #include <filesystem>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace exprun::slurm {
+namespace exprun {
 
 // The first executable file called `name` in a directory of PATH; none when there is none.
 std::optional<std::filesystem::path> find_on_path(const std::string& name);
@@ -26,4 +26,4 @@ struct ProgramResult {
 ProgramResult run_program(const std::filesystem::path& program,
                           const std::vector<std::string>& args);
 
-}  // namespace exprun::slurm
+}  // namespace exprun
