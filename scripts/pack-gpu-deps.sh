@@ -5,7 +5,7 @@
 #
 #   - Debian's -dev packages of the header-only and small libraries, as the .deb files
 #     themselves (already compressed): Boost headers and program_options, TOML++,
-#     nlohmann/json, GoogleTest.
+#     nlohmann/json, xxHash, GoogleTest.
 #   - OpenCV core, imgproc and imgcodecs built here from Debian's source package, shared,
 #     without the optional codecs: Debian's own OpenCV pulls in some 130 libraries (GDAL, GDCM,
 #     OpenEXR, ...) worth ~180 MB, this one three libraries and libpng/libjpeg.
@@ -30,7 +30,7 @@ rm -rf "$carry" && mkdir -p "$carry/debs" "$work"
 
 # Packages by name, versions as this machine's apt knows them (Debian 12's).
 debs=(libboost1.74-dev libboost-program-options1.74-dev libboost-program-options1.74.0
-  libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev libgtest-dev libpng16-16
+  libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev libxxhash-dev libgtest-dev libpng16-16
   libjpeg62-turbo)
 say "downloading ${debs[*]}"
 (cd "$carry/debs" && apt-get download -qq "${debs[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)

@@ -33,6 +33,7 @@ packages=(
   libboost-program-options-dev
   libopencv-dev           # images and augmentation
   nlohmann-json3-dev      # reports
+  libxxhash-dev           # the decoded-film cache's hashes (header-only)
   libgloo-dev             # data-parallel training: LibTorch's Gloo header includes Gloo's
   slurm-wlm munge         # tests: a single-node Slurm cluster (docs/distributed.md)
   libgtest-dev            # tests

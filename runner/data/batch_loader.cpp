@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <random>
 #include <stdexcept>
 
@@ -82,15 +83,17 @@ BatchLoader::BatchLoader(std::shared_ptr<const sdk::Dataset> dataset,
       augment_(augment),
       seed_(seed),
       batch_count_(batches_.size()) {
-  fill_queue();
+  start_workers();
 }
 
 BatchLoader::~BatchLoader() {
-  // Futures from std::async block in their destructors; wait explicitly so that a worker's
-  // exception during shutdown is swallowed here rather than escaping a destructor.
-  for (auto& f : pending_) {
-    if (f.valid()) f.wait();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
   }
+  changed_.notify_all();
+  // A worker finishes the batch it is preparing first; its error, if any, is dropped here.
+  for (auto& thread : threads_) thread.join();
 }
 
 Batch BatchLoader::make_batch(std::size_t batch_index) const {
@@ -112,25 +115,73 @@ Batch BatchLoader::make_batch(std::size_t batch_index) const {
   return SamplePipeline::collate(std::move(samples));
 }
 
-void BatchLoader::fill_queue() {
-  if (workers_ == 0) return;
-  while (next_to_start_ < batch_count_ && pending_.size() < static_cast<std::size_t>(workers_)) {
-    const std::size_t index = next_to_start_++;
-    pending_.push_back(std::async(std::launch::async, [this, index] {
-      if (pipeline_.spec().idle_workers) run_this_thread_when_idle();
-      return make_batch(index);
-    }));
+// Threads kept for the loader's life rather than one per batch: a thread's first LibTorch op
+// sets up its thread count, and in LibTorch 1.13 that set-up also empties oneDNN's cache of
+// forward convolutions, which the training step then builds again.
+void BatchLoader::start_workers() {
+  if (workers_ == 0 || batch_count_ == 0) return;
+  const auto count = std::min(static_cast<std::size_t>(workers_), batch_count_);
+  slots_.resize(count);
+  threads_.reserve(count);
+  try {
+    for (std::size_t w = 0; w < count; ++w) threads_.emplace_back([this, w] { work(w); });
+  } catch (...) {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    for (auto& thread : threads_) thread.join();
+    throw;
+  }
+}
+
+void BatchLoader::work(std::size_t worker) {
+  if (pipeline_.spec().idle_workers) run_this_thread_when_idle();
+  Slot& slot = slots_[worker];
+  for (std::size_t index = worker; index < batch_count_; index += slots_.size()) {
+    Slot made;
+    try {
+      made.batch = make_batch(index);
+    } catch (...) {
+      made.error = std::current_exception();
+    }
+    const bool failed = made.error != nullptr;
+    std::unique_lock lock(mutex_);
+    slot = std::move(made);
+    changed_.notify_all();
+    if (failed) return;  // next() gives the error to every later call
+    changed_.wait(lock, [&] { return stopping_ || (!slot.batch && !slot.error); });
+    if (stopping_) return;
   }
 }
 
 std::optional<Batch> BatchLoader::next() {
+  if (failed_) std::rethrow_exception(failed_);
   if (next_to_return_ >= batch_count_) return std::nullopt;
-  if (workers_ == 0) return make_batch(next_to_return_++);
-  auto future = std::move(pending_.front());
-  pending_.pop_front();
+  if (workers_ == 0) {
+    try {
+      return make_batch(next_to_return_++);
+    } catch (...) {
+      failed_ = std::current_exception();
+      throw;
+    }
+  }
+  Slot& slot = slots_[next_to_return_ % slots_.size()];
+  Slot taken;
+  {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return slot.batch || slot.error; });
+    taken = std::move(slot);
+    slot = Slot{};
+  }
+  changed_.notify_all();
   ++next_to_return_;
-  fill_queue();
-  return future.get();
+  if (taken.error) {
+    failed_ = taken.error;
+    std::rethrow_exception(failed_);
+  }
+  return std::move(*taken.batch);
 }
 
 }  // namespace exprun

@@ -4,11 +4,13 @@
 
 #include <exprun/sdk/dataset.hpp>
 
+#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <future>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "data/sample_pipeline.hpp"
@@ -17,8 +19,8 @@ namespace exprun {
 
 class BatchLoader {
  public:
-  // workers = 0 prepares each batch on the calling thread; otherwise up to `workers` batches
-  // are prepared at once, each on its own thread.
+  // workers = 0 prepares each batch on the calling thread; otherwise `workers` threads, kept
+  // for the loader's life, prepare up to `workers` batches ahead of the one asked for.
   BatchLoader(std::shared_ptr<const sdk::Dataset> dataset, const SamplePipeline& pipeline,
               std::vector<std::size_t> order, std::int64_t batch_size, std::int64_t workers,
               bool augment, std::uint64_t seed);
@@ -36,8 +38,15 @@ class BatchLoader {
   std::size_t batch_count() const { return batch_count_; }
 
  private:
+  // What one worker thread holds: the batch it prepared, until next() takes it.
+  struct Slot {
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+  };
+
   Batch make_batch(std::size_t batch_index) const;
-  void fill_queue();
+  void start_workers();
+  void work(std::size_t worker);
 
   std::shared_ptr<const sdk::Dataset> dataset_;
   const SamplePipeline& pipeline_;
@@ -46,9 +55,16 @@ class BatchLoader {
   bool augment_;
   std::uint64_t seed_;
   std::size_t batch_count_;
-  std::size_t next_to_start_ = 0;
   std::size_t next_to_return_ = 0;
-  std::deque<std::future<Batch>> pending_;
+  std::exception_ptr failed_;  // a worker's error, given again to every later next()
+
+  // Worker w prepares batches w, w + workers, w + 2 workers, ...: each its next one only once
+  // next() took the one before, so at most `workers` batches are in preparation or waiting.
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Slot> slots_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
 };
 
 // `order` cut into batches of batch_size (the last one shorter when it does not divide).

@@ -4,13 +4,17 @@
 #include <unistd.h>
 
 #include <opencv2/core/version.hpp>
+// Header-only use: nothing to link or to carry at run time.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <new>
 #include <thread>
 #include <vector>
 
@@ -22,7 +26,8 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr char kMagic[8] = {'E', 'X', 'F', 'I', 'L', 'M', '0', '1'};
-constexpr std::uint32_t kFormatVersion = 1;
+// 2: XXH3 hashes (1: a hash of the project's own).
+constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::int64_t kDefaultMaxBytes = 20LL << 30;
 
 struct Header {
@@ -33,93 +38,31 @@ struct Header {
   std::uint64_t payload_hash;
 };
 
-std::uint64_t splitmix(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-// A 128-bit hash of a byte stream, eight bytes at a time in two independent lanes: fast enough
-// (several GB/s) to hash a film file once per process and to check a cached film on every read,
-// which a cryptographic hash or the byte-wise CRC-32C of the checkpoints would slow down. No
-// library at hand offers one (Boost's are byte-wise or internal), and it need not resist an
-// adversary: a cache entry is only ever read back by the same user.
-class StreamHash {
- public:
-  void add(const char* data, std::size_t size) {
-    length_ += size;
-    while (size > 0) {
-      const std::size_t take = std::min(size, sizeof(std::uint64_t) - pending_size_);
-      std::memcpy(pending_ + pending_size_, data, take);
-      pending_size_ += take;
-      data += take;
-      size -= take;
-      if (pending_size_ == sizeof(std::uint64_t)) {
-        std::uint64_t word;
-        std::memcpy(&word, pending_, sizeof word);
-        mix(word);
-        pending_size_ = 0;
-      }
-      // The aligned middle of a large buffer, without the byte copies above.
-      while (pending_size_ == 0 && size >= sizeof(std::uint64_t)) {
-        std::uint64_t word;
-        std::memcpy(&word, data, sizeof word);
-        mix(word);
-        data += sizeof word;
-        size -= sizeof word;
-      }
-    }
-  }
-
-  std::array<std::uint64_t, 2> finish() const {
-    std::uint64_t a = a_, b = b_;
-    if (pending_size_ > 0) {
-      std::uint64_t word = 0;
-      std::memcpy(&word, pending_, pending_size_);
-      a = (a ^ word) * 0x100000001B3ULL;
-      b = rotate(b ^ word) * 0x9E3779B97F4A7C15ULL;
-    }
-    return {splitmix(a ^ length_), splitmix(b + length_)};
-  }
-
- private:
-  static std::uint64_t rotate(std::uint64_t x) { return (x << 31) | (x >> 33); }
-  void mix(std::uint64_t word) {
-    a_ = (a_ ^ word) * 0x100000001B3ULL;
-    b_ = rotate(b_ ^ word) * 0x9E3779B97F4A7C15ULL;
-  }
-
-  std::uint64_t a_ = 0xCBF29CE484222325ULL, b_ = 0x84222325CBF29CE4ULL;
-  std::uint64_t length_ = 0;
-  char pending_[sizeof(std::uint64_t)] = {};
-  std::size_t pending_size_ = 0;
-};
-
 std::string hex(std::uint64_t value) {
   char out[17];
   std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(value));
   return out;
 }
 
-std::uint64_t hash_bytes(const char* data, std::size_t size) {
-  StreamHash h;
-  h.add(data, size);
-  return h.finish()[0];
-}
+// xxHash's XXH3: about 0.1 ms for a cached 768 x 768 film on one core, where the serial
+// multiply chain it replaced took 0.5 ms of a 0.9 ms read. Not cryptographic, and need not be:
+// a cache entry is only ever read back by the same user.
+std::uint64_t hash_bytes(const char* data, std::size_t size) { return XXH3_64bits(data, size); }
 
 std::string hash_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + file.string());
-  StreamHash h;
+  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                       &XXH3_freeState);
+  if (!state || XXH3_128bits_reset(state.get()) != XXH_OK) throw std::bad_alloc();
   std::vector<char> buffer(1 << 20);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    h.add(buffer.data(), static_cast<std::size_t>(in.gcount()));
+    XXH3_128bits_update(state.get(), buffer.data(), static_cast<std::size_t>(in.gcount()));
   }
   if (in.bad()) throw std::runtime_error("cannot read " + file.string());
-  const auto digest = h.finish();
-  return hex(digest[0]) + hex(digest[1]);
+  const XXH128_hash_t digest = XXH3_128bits_digest(state.get());
+  return hex(digest.high64) + hex(digest.low64);
 }
 
 std::string environment(const char* name) {

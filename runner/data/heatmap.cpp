@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 
@@ -134,12 +135,20 @@ torch::Tensor encode_heatmaps(const torch::Tensor& landmarks, std::int64_t heigh
   auto xs = (left.to(torch::kFloat64).view({-1, 1}) + steps.view({1, side})).view({k, 1, side});
   auto ys = (top.to(torch::kFloat64).view({-1, 1}) + steps.view({1, side})).view({k, side, 1});
   auto windows = (gaussian_maps(safe, xs, ys, sigma) * valid.view({-1, 1, 1}).to(torch::kFloat64))
-                     .to(torch::kFloat32);
+                     .to(torch::kFloat32)
+                     .contiguous();
   auto maps = torch::zeros({k, height, width}, torch::kFloat32);
   auto l = left.accessor<std::int64_t, 1>();
   auto t = top.accessor<std::int64_t, 1>();
+  // Row by row with memcpy rather than a narrow().copy_() per window: the tensor ops' dispatch
+  // cost more than the copy itself (29 windows of 59 x 59 cells at sigma 2).
+  const float* window = windows.data_ptr<float>();
+  float* map = maps.data_ptr<float>();
   for (std::int64_t i = 0; i < k; ++i) {
-    maps[i].narrow(0, t[i], side).narrow(1, l[i], side).copy_(windows[i]);
+    for (std::int64_t row = 0; row < side; ++row) {
+      std::memcpy(map + (i * height + t[i] + row) * width + l[i], window + (i * side + row) * side,
+                  static_cast<std::size_t>(side) * sizeof(float));
+    }
   }
   return maps;
 }

@@ -2,6 +2,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <random>
@@ -9,6 +10,7 @@
 
 #include "data/heatmap.hpp"
 #include "data/image_convert.hpp"
+#include "util/one_library_thread.hpp"
 
 namespace exprun {
 namespace {
@@ -53,6 +55,16 @@ void equalise_locally(cv::Mat& image, double clip_limit, int tiles) {
   cv::Mat equalised;
   clahe->apply(wide, equalised);
   equalised.convertTo(image, CV_32F, 1.0 / 65535.0);
+}
+
+// Each pixel into [0, 1], in place. By hand because OpenCV clamps in two passes (cv::max, then
+// cv::min) through a temporary image; the result is the same.
+void clamp_to_unit(cv::Mat& image) {
+  for (int row = 0; row < image.rows; ++row) {
+    float* pixel = image.ptr<float>(row);
+    for (int col = 0; col < image.cols; ++col)
+      pixel[col] = std::min(std::max(pixel[col], 0.0f), 1.0f);
+  }
 }
 
 }  // namespace
@@ -146,13 +158,21 @@ PreparedSample SamplePipeline::finish(const sdk::Sample& sample, const InputFilm
                                       PrepareTimes* times) const {
   using Clock = std::chrono::steady_clock;
   const auto started = times ? Clock::now() : Clock::time_point{};
+  const OneLibraryThread one_thread;
   const auto& s = spec_;
   const double w0 = static_cast<double>(film.original_width);
   const double h0 = static_cast<double>(film.original_height);
   const auto w1 = static_cast<int>(s.input_width), h1 = static_cast<int>(s.input_height);
-  cv::Mat input = film.image;  // shared: every step below writes a new image
+  if (film.image.type() != CV_32F || film.image.cols != w1 || film.image.rows != h1) {
+    throw std::logic_error("film for " + sample.id + " is not a float image at the input size");
+  }
   Affine to_input = resize_map(w0, h0, w1, h1);
 
+  PreparedSample out;
+  auto image = torch::empty({1, h1, w1}, torch::kFloat32);
+  // The tensor's own storage: the last image step writes the network input there, so that it
+  // is not copied again (at 768 x 768 each pass over an image is 2.3 MB of memory traffic).
+  cv::Mat pixels(h1, w1, CV_32F, image.data_ptr<float>());
   if (augment && s.augment.enabled) {
     std::mt19937_64 rng(rng_seed);
     const auto& a = s.augment;
@@ -168,18 +188,18 @@ PreparedSample SamplePipeline::finish(const sdk::Sample& sample, const InputFilm
     cv::Mat m = (cv::Mat_<double>(2, 3) << warp.m[0], warp.m[1], warp.m[2], warp.m[3], warp.m[4],
                  warp.m[5]);
     cv::Mat warped;
-    cv::warpAffine(input, warped, m, input.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+    cv::warpAffine(film.image, warped, m, film.image.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+                   0);
     if (clahe) equalise_locally(warped, a.clahe_clip, static_cast<int>(a.clahe_tiles));
-    cv::Mat adjusted;
-    warped.convertTo(adjusted, CV_32F, contrast, 0.5 * (1 - contrast) + brightness);
-    input = adjusted;
-    cv::min(cv::max(input, 0.0), 1.0, input);
-    if (gamma != 1.0) cv::pow(input, gamma, input);
+    // `pixels` has the size and type asked for, so convertTo writes into it.
+    warped.convertTo(pixels, CV_32F, contrast, 0.5 * (1 - contrast) + brightness);
+    clamp_to_unit(pixels);
+    if (gamma != 1.0) cv::pow(pixels, gamma, pixels);
     to_input = warp.after(to_input);
+  } else {
+    film.image.copyTo(pixels);
   }
-
-  PreparedSample out;
-  auto image = torch::from_blob(input.data, {1, h1, w1}, torch::kFloat32).clone();
+  if (pixels.data != image.data_ptr()) throw std::logic_error("input written outside its tensor");
   out.image = s.channels == 3 ? image.repeat({3, 1, 1}) : image;
   const auto augmented = times ? Clock::now() : Clock::time_point{};
 
@@ -202,6 +222,7 @@ PreparedSample SamplePipeline::finish(const sdk::Sample& sample, const InputFilm
 }
 
 Batch SamplePipeline::collate(std::vector<PreparedSample> samples) {
+  const OneLibraryThread one_thread;
   std::vector<torch::Tensor> images, heatmaps;
   Batch batch;
   for (auto& s : samples) {

@@ -7,8 +7,10 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/batch_loader.hpp"
@@ -148,6 +150,24 @@ TEST(BatchLoader, WorkerErrorNamesTheSample) {
   }
 }
 
+TEST(BatchLoader, AWorkerErrorComesBackOnEveryLaterCall) {
+  for (std::int64_t workers : {0, 2, 3}) {
+    auto data = std::make_shared<test::FakeDataset>(12, 200, 250, 4);
+    const SamplePipeline pipeline(spec());
+    BatchLoader loader(data, pipeline, iota(12), 2, workers, false, 1);
+    ASSERT_TRUE(loader.next());  // samples 0-1
+    ASSERT_TRUE(loader.next());  // samples 2-3
+    for (int call = 0; call < 3; ++call) {
+      try {
+        loader.next();
+        FAIL() << "expected an error from sample 4, workers " << workers << ", call " << call;
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()), "dataset sample #4: cannot read film") << workers;
+      }
+    }
+  }
+}
+
 TEST(BatchLoader, StoppingEarlyDoesNotHang) {
   auto data = std::make_shared<test::FakeDataset>(20, 200, 250);
   const SamplePipeline pipeline(spec());
@@ -220,6 +240,7 @@ class PolicyRecordingDataset : public test::FakeDataset {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       policies_.push_back(sched_getscheduler(0));
+      threads_.insert(std::this_thread::get_id());
     }
     return FakeDataset::get(index);
   }
@@ -227,10 +248,15 @@ class PolicyRecordingDataset : public test::FakeDataset {
     std::lock_guard<std::mutex> lock(mutex_);
     return policies_;
   }
+  std::size_t thread_count() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return threads_.size();
+  }
 
  private:
   mutable std::mutex mutex_;
   mutable std::vector<int> policies_;
+  mutable std::set<std::thread::id> threads_;
 };
 
 std::vector<int> policies_seen(bool idle_workers, std::int64_t workers) {
@@ -252,6 +278,20 @@ TEST(BatchLoaderWorkers, RunAtIdlePriorityWhenAskedAndLeaveTheTrainingThreadAlon
   // No workers: the batches are made on this thread, whose priority stays as it was.
   EXPECT_EQ(policies_seen(true, 0), std::vector<int>(6, own));
   EXPECT_EQ(sched_getscheduler(0), own);
+}
+
+// A thread's first LibTorch op resets LibTorch 1.13's oneDNN convolution cache, so workers are
+// kept for the loader's life rather than started per batch.
+TEST(BatchLoaderWorkers, AreTheSameThreadsForEveryBatch) {
+  for (std::int64_t workers : {1, 2, 3}) {
+    auto data = std::make_shared<PolicyRecordingDataset>(20, 100, 120);
+    const SamplePipeline pipeline(spec());
+    BatchLoader loader(data, pipeline, iota(20), 2, workers, true, 1);
+    std::size_t batches = 0;
+    while (loader.next()) ++batches;
+    EXPECT_EQ(batches, 10u);
+    EXPECT_EQ(data->thread_count(), static_cast<std::size_t>(workers));
+  }
 }
 
 }  // namespace
