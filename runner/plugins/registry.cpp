@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "plugins/abi_tag_scan.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -38,6 +39,21 @@ LoadedPlugin open_library(const fs::path& file) {
   std::error_code ec;
   if (!fs::exists(file, ec))
     throw PluginLoadError("plugin library " + file.string() + " not found");
+  // Read from the file first: loading a library built against another LibTorch loads that
+  // LibTorch too, whose start-up code can crash the process before any check could run. A file
+  // with no tag or several is left to the loader and the check after it.
+  std::vector<std::string> tags;
+  try {
+    tags = abi_tags_in_file(file);
+  } catch (const std::exception& e) {
+    throw PluginLoadError("cannot load plugin library " + file.string() + ": " + e.what());
+  }
+  if (tags.size() == 1) {
+    if (const std::string why = sdk::explain_abi_mismatch(tags.front(), sdk::sdk_abi_tag());
+        !why.empty())
+      throw PluginLoadError(file.string() + " was built for a different ABI: " + why +
+                            "; the library was not loaded");
+  }
   auto lib = std::make_shared<boost::dll::shared_library>();
   try {
     lib->load(file.string(), boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);

@@ -2,6 +2,7 @@
 // broken fixtures in EXPRUN_TEST_PLUGIN_DIR (abi_mismatch/, no_export/, duplicate_mse/, each
 // holding one exprun-losses-<case>.so). Messages are checked against docs/cli.md, "Registry
 // errors".
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <exprun/sdk/abi.hpp>
@@ -323,6 +324,33 @@ TEST_F(RegistryTest, AbiMismatchNamesBothTags) {
   EXPECT_CONTAINS(message, "LibTorch version differs: plugin 0.0.0, exprun " TORCH_VERSION);
   EXPECT_CONTAINS(message, "compiler differs: plugin gcc-1.0, exprun " EXPRUN_COMPILER_TAG);
   EXPECT_EQ(message.find("libstdc++ string ABI differs"), std::string::npos) << message;
+}
+
+// A library built against another LibTorch is refused from its file: loading it would load that
+// LibTorch too. Here a copy of a built-in whose tag names another LibTorch version (the library
+// itself would load fine, so only the file's tag can have refused it).
+TEST_F(RegistryTest, ALibraryForAnotherLibTorchIsRefusedWithoutBeingLoaded) {
+  test::TempDir dir;
+  const fs::path copy = dir / "exprun-losses-mse.so";
+  std::string bytes = test::read_text(kPluginDir / "exprun-losses-mse.so");
+  const std::string ours = sdk::sdk_abi_tag();
+  const std::string torch_field = ";torch-" TORCH_VERSION ";";
+  std::string theirs = ours;
+  const std::size_t version_at = theirs.find(torch_field) + std::string(";torch-").size();
+  ASSERT_NE(theirs.find(torch_field), std::string::npos) << ours;
+  theirs[version_at] = theirs[version_at] == '9' ? '8' : '9';  // same length: offsets unchanged
+  const std::size_t tag_at = bytes.find(ours + '\0');
+  ASSERT_NE(tag_at, std::string::npos);
+  bytes.replace(tag_at, ours.size(), theirs);
+  test::write_text(copy, bytes);
+
+  Registry registry;
+  const std::string message = load_error([&] { registry.load_file(copy); });
+  EXPECT_CONTAINS(message, copy.string() + " was built for a different ABI");
+  EXPECT_CONTAINS(message, "LibTorch version differs: plugin " +
+                               theirs.substr(version_at, std::string(TORCH_VERSION).size()));
+  EXPECT_CONTAINS(message, "the library was not loaded");
+  EXPECT_EQ(::dlopen(copy.c_str(), RTLD_LAZY | RTLD_NOLOAD), nullptr) << "it was loaded";
 }
 
 TEST_F(RegistryTest, RunnerAbiTagDescribesThisBuild) {
