@@ -28,7 +28,9 @@ RequeueOutcome requeue_after_warning(const dist::Launch& launch) {
   }
   ProgramResult result;
   try {
-    result = run_program(*scontrol, {"requeue", target});
+    // The requeue ends this job's processes with SIGTERM, scontrol among them, possibly before
+    // scontrol has its answer; it would report a requeue that happened as failed.
+    result = run_program(*scontrol, {"requeue", target}, ChildTerm::kIgnored);
   } catch (const std::runtime_error& e) {
     return {false, "cannot requeue Slurm job " + target + ": " + e.what()};
   }

@@ -84,7 +84,8 @@ std::optional<fs::path> find_on_path(const std::string& name) {
   }
 }
 
-ProgramResult run_program(const fs::path& program, const std::vector<std::string>& args) {
+ProgramResult run_program(const fs::path& program, const std::vector<std::string>& args,
+                          ChildTerm term) {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw failure(program, "pipe", errno);
   Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
@@ -104,6 +105,7 @@ ProgramResult run_program(const fs::path& program, const std::vector<std::string
   sigemptyset(&none);
   sigemptyset(&stop_signals);
   for (const int s : {SIGINT, SIGTERM, SIGUSR1, SIGPIPE}) sigaddset(&stop_signals, s);
+  if (term == ChildTerm::kIgnored) sigdelset(&stop_signals, SIGTERM);
   posix_spawnattr_setsigmask(&attributes, &none);
   posix_spawnattr_setsigdefault(&attributes, &stop_signals);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -114,9 +116,17 @@ ProgramResult run_program(const fs::path& program, const std::vector<std::string
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
 
+  // posix_spawn can reset a signal to its default in the child but not ignore it there; an
+  // ignored disposition is inherited, so exprun holds one for the spawn.
+  struct sigaction ignore {};
+  struct sigaction previous_term {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  if (term == ChildTerm::kIgnored) ::sigaction(SIGTERM, &ignore, &previous_term);
   pid_t pid = 0;
   const int spawned =
       ::posix_spawn(&pid, program.c_str(), &actions, &attributes, argv.data(), environ);
+  if (term == ChildTerm::kIgnored) ::sigaction(SIGTERM, &previous_term, nullptr);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (spawned != 0) throw failure(program, "posix_spawn", spawned);

@@ -19,11 +19,24 @@ struct ProgramResult {
   std::string err;
 };
 
+// How the child takes SIGTERM.
+enum class ChildTerm {
+  kDefault,  // it ends the child
+  // Ignored, for a child that must outlive the SIGTERM its own action causes: `scontrol
+  // requeue` of the job exprun runs in makes Slurm send SIGTERM to every process of the job,
+  // scontrol included, while scontrol may still wait for slurmctld's answer. exprun itself
+  // ignores SIGTERM for the instant of the spawn (a child inherits only an ignored
+  // disposition), so only a caller that ignores SIGTERM anyway may ask for it.
+  kIgnored,
+};
+
 // Runs `program` with `args` (argv[1...]), stdin from /dev/null, and waits for it. The child
-// starts with the stop signals unblocked and at their default action: exprun blocks them in
-// every thread (util/signal_thread.hpp), and a child inherits the mask, so Ctrl-C would
-// otherwise not reach sbatch. Throws std::runtime_error when it cannot be started.
+// starts with the stop signals unblocked and at their default action (SIGTERM as `term` says):
+// exprun blocks them in every thread (util/signal_thread.hpp), and a child inherits the mask,
+// so Ctrl-C would otherwise not reach sbatch. Throws std::runtime_error when it cannot be
+// started.
 ProgramResult run_program(const std::filesystem::path& program,
-                          const std::vector<std::string>& args);
+                          const std::vector<std::string>& args,
+                          ChildTerm term = ChildTerm::kDefault);
 
 }  // namespace exprun
