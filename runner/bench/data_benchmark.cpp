@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "bench/median.hpp"
 #include "data/batch_loader.hpp"
 #include "train/stage_builder.hpp"
 #include "train/step_measurement.hpp"
@@ -20,18 +21,6 @@ constexpr std::uint64_t kSeed = 0xDA7A;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const std::size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-std::string format(const char* pattern, auto... values) {
-  char line[512];
-  std::snprintf(line, sizeof line, pattern, values...);
-  return line;
 }
 
 // The training split's first `images` samples, cycled when the split is smaller.
@@ -82,9 +71,9 @@ double loader_rate(const SamplePipeline& pipeline, const BuiltStage& stage,
 
 std::string phases_line(const char* title, const DataPhases& p) {
   auto share = [&](double part) {
-    return p.total_ms() > 0 ? format("%.0f%%", 100.0 * part / p.total_ms()) : std::string("-");
+    return p.total_ms() > 0 ? printf_text("%.0f%%", 100.0 * part / p.total_ms()) : std::string("-");
   };
-  return format(
+  return printf_text(
       "%s: read+decode %.2f ms (%s), resize+augment %.2f ms (%s), targets %.2f ms "
       "(%s), collate %.2f ms (%s)",
       title, p.read_decode_ms, share(p.read_decode_ms).c_str(), p.resize_augment_ms,
@@ -221,11 +210,11 @@ DataBenchResult run_data_benchmark(const Experiment& experiment, std::size_t sta
   // the first do; then one pass fills the film cache, and one more times it warm.
   result.phases =
       measure_phases(decoding, *stage.train, order, result.batch_size, &result.mean_megapixels);
-  say(format("%lld images of %s (%.2f megapixels on average) at %lldx%lld, batches of %lld",
-             static_cast<long long>(result.images), config.data.train_split.c_str(),
-             result.mean_megapixels, static_cast<long long>(result.input_width),
-             static_cast<long long>(result.input_height),
-             static_cast<long long>(result.batch_size)));
+  say(printf_text("%lld images of %s (%.2f megapixels on average) at %lldx%lld, batches of %lld",
+                  static_cast<long long>(result.images), config.data.train_split.c_str(),
+                  result.mean_megapixels, static_cast<long long>(result.input_width),
+                  static_cast<long long>(result.input_height),
+                  static_cast<long long>(result.batch_size)));
   say(phases_line("one image on one thread, decoding", result.phases));
   if (result.cache_measured) {
     measure_phases(cached, *stage.train, order, result.batch_size, nullptr);
@@ -253,25 +242,26 @@ DataBenchResult run_data_benchmark(const Experiment& experiment, std::size_t sta
   for (const auto& r : result.rates)
     if (r.workers == 0) none = &r;
   auto versus_none = [&](double rate, double base) {
-    return base > 0 ? format("%.2fx", rate / base) : std::string();
+    return base > 0 ? printf_text("%.2fx", rate / base) : std::string();
   };
   if (result.cache_measured) {
-    say(format("%8s %12s %8s %12s %8s %12s", "workers", "decoding", "vs 0", "cache warm", "vs 0",
-               "warm/decode"));
+    say(printf_text("%8s %12s %8s %12s %8s %12s", "workers", "decoding", "vs 0", "cache warm",
+                    "vs 0", "warm/decode"));
   } else {
-    say(format("%8s %12s %8s", "workers", "img/s", "vs 0"));
+    say(printf_text("%8s %12s %8s", "workers", "img/s", "vs 0"));
   }
   for (const auto& r : result.rates) {
     const std::string base = versus_none(r.images_per_second, none ? none->images_per_second : 0);
     if (result.cache_measured) {
-      say(format("%8lld %12.1f %8s %12.1f %8s %11.2fx", static_cast<long long>(r.workers),
-                 r.images_per_second, base.c_str(), r.cached_images_per_second,
-                 versus_none(r.cached_images_per_second, none ? none->cached_images_per_second : 0)
-                     .c_str(),
-                 r.cached_images_per_second / std::max(r.images_per_second, 1e-12)));
+      say(printf_text(
+          "%8lld %12.1f %8s %12.1f %8s %11.2fx", static_cast<long long>(r.workers),
+          r.images_per_second, base.c_str(), r.cached_images_per_second,
+          versus_none(r.cached_images_per_second, none ? none->cached_images_per_second : 0)
+              .c_str(),
+          r.cached_images_per_second / std::max(r.images_per_second, 1e-12)));
     } else {
-      say(format("%8lld %12.1f %8s", static_cast<long long>(r.workers), r.images_per_second,
-                 base.c_str()));
+      say(printf_text("%8lld %12.1f %8s", static_cast<long long>(r.workers), r.images_per_second,
+                      base.c_str()));
     }
   }
 
@@ -280,7 +270,7 @@ DataBenchResult run_data_benchmark(const Experiment& experiment, std::size_t sta
       const auto m = measure_bare_steps(stage, config, stage.micro_batch,
                                         options.model_warmup_steps, options.model_timed_steps);
       result.model_images_per_second = m.images_per_second;
-      say(format(
+      say(printf_text(
           "model: %s, %d timed steps of %lld images (micro-batch %lld) on pre-made "
           "batches on %s: %.1f img/s",
           config.model.name.c_str(), options.model_timed_steps,
@@ -298,15 +288,15 @@ DataBenchResult run_data_benchmark(const Experiment& experiment, std::size_t sta
     const std::string source = result.cache_measured ? "from the warm cache" : "decoding";
     if (bottleneck == "model") {
       say(
-          format("bottleneck: the model; with data.workers = %lld the pipeline (%s) delivers "
-                 "%.1f img/s, %.2fx what the model consumes",
-                 static_cast<long long>(config.data.workers), source.c_str(), data, ratio));
+          printf_text("bottleneck: the model; with data.workers = %lld the pipeline (%s) delivers "
+                      "%.1f img/s, %.2fx what the model consumes",
+                      static_cast<long long>(config.data.workers), source.c_str(), data, ratio));
     } else {
-      say(
-          format("bottleneck: the data pipeline; with data.workers = %lld it (%s) delivers %.1f "
-                 "img/s, %.2fx what the model consumes (%.1f img/s); try more data.workers",
-                 static_cast<long long>(config.data.workers), source.c_str(), data, ratio,
-                 result.model_images_per_second));
+      say(printf_text(
+          "bottleneck: the data pipeline; with data.workers = %lld it (%s) delivers %.1f "
+          "img/s, %.2fx what the model consumes (%.1f img/s); try more data.workers",
+          static_cast<long long>(config.data.workers), source.c_str(), data, ratio,
+          result.model_images_per_second));
     }
   }
   return result;

@@ -5,29 +5,17 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "bench/median.hpp"
 #include "train/stage_builder.hpp"
 #include "train/stage_trainer.hpp"
 #include "train/step_measurement.hpp"
 #include "util/interrupt_flag.hpp"
 #include "util/program.hpp"
+#include "util/text.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
 namespace {
-
-template <typename... Args>
-std::string format(const char* pattern, Args... args) {
-  char line[512];
-  std::snprintf(line, sizeof line, pattern, args...);
-  return line;
-}
-
-double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const std::size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
-}
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
@@ -283,10 +271,10 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
     }
   }
   if (config.memory.micro_batch_auto) {
-    say(
-        format("memory.micro_batch = \"auto\": every side steps with micro-batches of %lld (the "
-               "batch tuner is not run)",
-               static_cast<long long>(result.micro_batch)));
+    say(printf_text(
+        "memory.micro_batch = \"auto\": every side steps with micro-batches of %lld (the "
+        "batch tuner is not run)",
+        static_cast<long long>(result.micro_batch)));
   }
   std::string command_line;
   for (const auto& part : result.python_command)
@@ -294,8 +282,8 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
   if (result.python_measured) say("PyTorch reference: " + command_line);
 
   fs::create_directories(options.scratch_dir);
-  say(format("%-6s %12s %12s %12s %12s %12s", "round", "runner", "bare loop", "python",
-             "runner/bare", "runner/py"));
+  say(printf_text("%-6s %12s %12s %12s %12s %12s", "round", "runner", "bare loop", "python",
+                  "runner/bare", "runner/py"));
   for (int round = 0; round < options.rounds; ++round) {
     TrainingRound r;
     // Each round starts with another side, so no side always follows the same one.
@@ -322,23 +310,25 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
       }
     }
     result.rounds.push_back(r);
-    say(format(
+    say(printf_text(
         "%-6d %12.2f %12.2f %12s %11.3fx %12s", round + 1, r.runner_images_per_second,
         r.bare_images_per_second,
-        result.python_measured ? format("%.2f", r.python_images_per_second).c_str() : "-",
+        result.python_measured ? printf_text("%.2f", r.python_images_per_second).c_str() : "-",
         ratio(r.runner_images_per_second, r.bare_images_per_second),
         result.python_measured
-            ? format("%.3fx", ratio(r.runner_images_per_second, r.python_images_per_second)).c_str()
+            ? printf_text("%.3fx", ratio(r.runner_images_per_second, r.python_images_per_second))
+                  .c_str()
             : "-"));
   }
   const double runner = result.median_runner(), bare = result.median_bare(),
                python = result.median_python();
-  say(format("%-6s %12.2f %12.2f %12s %11.3fx %12s", "median", runner, bare,
-             result.python_measured ? format("%.2f", python).c_str() : "-", ratio(runner, bare),
-             result.python_measured ? format("%.3fx", ratio(runner, python)).c_str() : "-"));
+  say(printf_text(
+      "%-6s %12.2f %12.2f %12s %11.3fx %12s", "median", runner, bare,
+      result.python_measured ? printf_text("%.2f", python).c_str() : "-", ratio(runner, bare),
+      result.python_measured ? printf_text("%.3fx", ratio(runner, python)).c_str() : "-"));
   if (result.python_measured) {
-    say(format("bare loop vs PyTorch %s: %.3fx", result.python_torch_version.c_str(),
-               ratio(bare, python)));
+    say(printf_text("bare loop vs PyTorch %s: %.3fx", result.python_torch_version.c_str(),
+                    ratio(bare, python)));
   }
   return result;
 }

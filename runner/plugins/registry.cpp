@@ -34,6 +34,13 @@ void keep_loaded_forever(std::shared_ptr<boost::dll::shared_library> lib) {
   libraries->push_back(std::move(lib));
 }
 
+// Throws when `tag` is not this exprun's: checked once from the file, before loading, and
+// once from the loaded library, for a file whose tag could not be read alone.
+void refuse_other_abi(const fs::path& file, const std::string& tag, const std::string& after) {
+  if (const std::string why = sdk::explain_abi_mismatch(tag, sdk::sdk_abi_tag()); !why.empty())
+    throw PluginLoadError(file.string() + " was built for a different ABI: " + why + after);
+}
+
 // A checked library, not yet in the registry.
 LoadedPlugin open_library(const fs::path& file) {
   std::error_code ec;
@@ -48,12 +55,7 @@ LoadedPlugin open_library(const fs::path& file) {
   } catch (const std::exception& e) {
     throw PluginLoadError("cannot load plugin library " + file.string() + ": " + e.what());
   }
-  if (tags.size() == 1) {
-    if (const std::string why = sdk::explain_abi_mismatch(tags.front(), sdk::sdk_abi_tag());
-        !why.empty())
-      throw PluginLoadError(file.string() + " was built for a different ABI: " + why +
-                            "; the library was not loaded");
-  }
+  if (tags.size() == 1) refuse_other_abi(file, tags.front(), "; the library was not loaded");
   auto lib = std::make_shared<boost::dll::shared_library>();
   try {
     lib->load(file.string(), boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
@@ -67,8 +69,7 @@ LoadedPlugin open_library(const fs::path& file) {
   }
   // Compared before anything C++-typed is read from the library.
   const std::string tag = lib->get<const char*()>(sdk::kAbiTagSymbol)();
-  if (const std::string why = sdk::explain_abi_mismatch(tag, sdk::sdk_abi_tag()); !why.empty())
-    throw PluginLoadError(file.string() + " was built for a different ABI: " + why);
+  refuse_other_abi(file, tag, "");
   LoadedPlugin plugin;
   plugin.info = lib->get<const sdk::PluginInfo*()>(sdk::kInfoSymbol)();
   plugin.library = lib;

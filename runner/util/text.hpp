@@ -45,6 +45,11 @@ std::string format_number(double value);
 // Bytes in binary units for people: "512 B", "4.00 KiB", "312 MiB", "1.50 GiB".
 std::string format_bytes(std::int64_t bytes);
 
+// printf into a string of any length, for tables of figures. The attribute lets the compiler
+// check each call's arguments against its pattern, which a template forwarding to snprintf
+// would not.
+std::string printf_text(const char* pattern, ...) __attribute__((format(printf, 1, 2)));
+
 // A UTC time through strftime, e.g. "%Y-%m-%dT%H:%M:%SZ" (kIsoUtc) for reports.
 inline constexpr const char* kIsoUtc = "%Y-%m-%dT%H:%M:%SZ";
 std::string format_utc(std::time_t when, const char* strftime_format);

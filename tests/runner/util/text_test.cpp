@@ -200,5 +200,13 @@ TEST(AlignColumns, PadsToTheWidestCellTwoSpacesApart) {
   EXPECT_EQ(align_columns({}, [](std::size_t) { return false; }), "");
 }
 
+TEST(PrintfText, FormatsLikePrintfAtAnyLength) {
+  EXPECT_EQ(printf_text("%-6s %8.2f %lld", "round", 3.14159, 42LL), "round      3.14 42");
+  EXPECT_EQ(printf_text("%s", ""), "");
+  // Longer than any fixed line buffer a table would use.
+  const std::string long_cell(2000, 'x');
+  EXPECT_EQ(printf_text("[%s]", long_cell.c_str()), "[" + long_cell + "]");
+}
+
 }  // namespace
 }  // namespace exprun
