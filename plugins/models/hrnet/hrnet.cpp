@@ -8,6 +8,8 @@
 // HRNet it starts from, loads with every tensor matched.
 #include <exprun/sdk/sdk.hpp>
 
+#include "channels_last_batch_norm.hpp"
+
 #include <iostream>
 #include <string>
 #include <vector>
@@ -27,8 +29,11 @@ nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int
 // The reference code's BN_MOMENTUM: running statistics move 1% towards each batch's.
 constexpr double kBatchNormMomentum = 0.01;
 
-nn::BatchNorm2d batch_norm(std::int64_t channels) {
-  return nn::BatchNorm2d(nn::BatchNorm2dOptions(channels).momentum(kBatchNormMomentum));
+// nn::BatchNorm2d, with exprun's own kernel for channels-last tensors in training.
+using BatchNorm = exprun::hrnet::ChannelsLastBatchNorm2d;
+
+BatchNorm batch_norm(std::int64_t channels) {
+  return BatchNorm(nn::BatchNorm2dOptions(channels).momentum(kBatchNormMomentum));
 }
 
 std::int64_t stride2_size(std::int64_t n) { return (n - 1) / 2 + 1; }  // 3x3, stride 2, pad 1
@@ -89,9 +94,9 @@ class BasicBlock : public Block {
     return torch::relu(out + (downsample ? downsample->forward(x) : x));
   }
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  BatchNorm bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  BatchNorm bn2;
   nn::Sequential downsample{nullptr};
 };
 
@@ -116,11 +121,11 @@ class Bottleneck : public Block {
     return torch::relu(out + (downsample ? downsample->forward(x) : x));
   }
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  BatchNorm bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  BatchNorm bn2;
   nn::Conv2d conv3;
-  nn::BatchNorm2d bn3;
+  BatchNorm bn3;
   nn::Sequential downsample{nullptr};
 };
 
@@ -482,7 +487,7 @@ class HRNet : public Model {
       if (auto* c = dynamic_cast<nn::Conv2dImpl*>(m.get())) {
         c->weight.normal_(0.0, 0.001);
         if (c->bias.defined()) c->bias.zero_();
-      } else if (auto* bn = dynamic_cast<nn::BatchNorm2dImpl*>(m.get())) {
+      } else if (auto* bn = dynamic_cast<exprun::hrnet::ChannelsLastBatchNorm2dImpl*>(m.get())) {
         bn->weight.fill_(1.0);
         bn->bias.zero_();
       }
@@ -515,7 +520,7 @@ class HRNet : public Model {
   }
 
   nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  nn::BatchNorm2d bn1{nullptr}, bn2{nullptr};
+  BatchNorm bn1{nullptr}, bn2{nullptr};
   IndexedList layer1;
   std::shared_ptr<nn::Module> stem_;
   std::vector<IndexedList> transitions_;

@@ -1,6 +1,7 @@
 // HRNetV2 built through the plugin's exported interface, checked against the published sizes.
 #include <gtest/gtest.h>
 #include <exprun/sdk/sdk.hpp>
+#include "channels_last_batch_norm.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -330,7 +331,7 @@ TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
                     3, 1);
   std::size_t batch_norms = 0;
   for (const auto& m : model->modules(/*include_self=*/false)) {
-    if (auto* bn = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) {
+    if (auto* bn = dynamic_cast<exprun::hrnet::ChannelsLastBatchNorm2dImpl*>(m.get())) {
       ++batch_norms;
       EXPECT_EQ(bn->options.momentum(), 0.01);
     }
@@ -354,6 +355,201 @@ TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
   const auto variance = conv1_out.var({0, 2, 3}, /*unbiased=*/true);
   EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"], 0.01 * mean, 1e-9, 1e-15));
   EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], 0.99 + 0.01 * variance, 1e-9, 1e-15));
+}
+
+}  // namespace
+
+// exprun's batch norm for channels-last tensors in training (channels_last_batch_norm.hpp),
+// against LibTorch's batch norm computed in double precision.
+namespace {
+
+using exprun::hrnet::channels_last_batch_norm_train;
+using exprun::hrnet::ChannelsLastBatchNorm2d;
+using exprun::hrnet::uses_channels_last_kernel;
+
+struct BatchNormResult {
+  torch::Tensor output, grad_input, grad_weight, grad_bias, running_mean, running_var;
+};
+
+torch::Tensor channels_last(const torch::Tensor& t) {
+  return t.contiguous(torch::MemoryFormat::ChannelsLast);
+}
+
+// One training-mode batch norm forward and backward of `input` with upstream gradient `grad`,
+// by exprun's kernel (own = true) or by LibTorch in double precision.
+BatchNormResult batch_norm_pass(const torch::Tensor& input, const torch::Tensor& grad,
+                                double momentum, bool own) {
+  const auto channels = input.size(1);
+  const auto type = own ? torch::kFloat : torch::kDouble;
+  torch::manual_seed(11);
+  auto x = (own ? channels_last(input) : input.to(type)).detach().requires_grad_();
+  auto weight = (torch::rand({channels}) + 0.5).to(type).requires_grad_();
+  auto bias = torch::randn({channels}).to(type).requires_grad_();
+  auto running_mean = torch::randn({channels}).to(type);
+  auto running_var = (torch::rand({channels}) + 0.5).to(type);
+  const auto output =
+      own ? channels_last_batch_norm_train(x, weight, bias, running_mean, running_var, momentum,
+                                           1e-5)
+          : torch::nn::functional::batch_norm(x, running_mean, running_var,
+                                              torch::nn::functional::BatchNormFuncOptions()
+                                                  .weight(weight)
+                                                  .bias(bias)
+                                                  .training(true)
+                                                  .momentum(momentum)
+                                                  .eps(1e-5));
+  output.backward(own ? channels_last(grad) : grad.to(type));
+  return {output.detach().to(torch::kDouble), x.grad().to(torch::kDouble),
+          weight.grad().to(torch::kDouble),   bias.grad().to(torch::kDouble),
+          running_mean.to(torch::kDouble),    running_var.to(torch::kDouble)};
+}
+
+double relative_error(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got - want).abs().max().item<double>() / (want.abs().max().item<double>() + 1e-30);
+}
+
+TEST(ChannelsLastBatchNorm, MatchesLibTorchInDoublePrecision) {
+  // HRNet-W18's channel counts, one that fills no vector, and row counts that are and are not
+  // a multiple of the kernel's block of rows; inputs off zero, as activations are.
+  const std::vector<std::vector<std::int64_t>> shapes = {
+      {4, 18, 16, 16}, {2, 36, 9, 7}, {3, 5, 11, 13}, {2, 144, 4, 4}, {1, 270, 33, 3}};
+  for (const auto& shape : shapes) {
+    torch::manual_seed(3);
+    const auto input = torch::randn(shape) * 3.0 + 2.0;
+    const auto grad = torch::randn(shape);
+    for (const double momentum : {0.01, 0.1}) {
+      const auto own = batch_norm_pass(input, grad, momentum, true);
+      const auto reference = batch_norm_pass(input, grad, momentum, false);
+      const std::string where =
+          "shape " + torch::str(input.sizes()) + ", momentum " + std::to_string(momentum);
+      EXPECT_LT(relative_error(own.output, reference.output), 1e-6) << where;
+      EXPECT_LT(relative_error(own.grad_input, reference.grad_input), 1e-5) << where;
+      EXPECT_LT(relative_error(own.grad_weight, reference.grad_weight), 1e-6) << where;
+      EXPECT_LT(relative_error(own.grad_bias, reference.grad_bias), 1e-6) << where;
+      EXPECT_LT(relative_error(own.running_mean, reference.running_mean), 1e-6) << where;
+      EXPECT_LT(relative_error(own.running_var, reference.running_var), 1e-6) << where;
+    }
+  }
+}
+
+TEST(ChannelsLastBatchNorm, GivesTheSameBitsWhateverTheNumberOfThreads) {
+  torch::manual_seed(5);
+  const auto input = torch::randn({4, 18, 40, 40}) + 1.0;
+  const auto grad = torch::randn({4, 18, 40, 40});
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = batch_norm_pass(input, grad, 0.01, true);
+  at::set_num_threads(3);
+  const auto three = batch_norm_pass(input, grad, 0.01, true);
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(one.output, three.output));
+  EXPECT_TRUE(torch::equal(one.grad_input, three.grad_input));
+  EXPECT_TRUE(torch::equal(one.grad_weight, three.grad_weight));
+  EXPECT_TRUE(torch::equal(one.running_var, three.running_var));
+}
+
+TEST(ChannelsLastBatchNorm, TakesOnlyChannelsLastFloatCpuTensors) {
+  const auto nchw = torch::rand({2, 3, 4, 5});
+  EXPECT_TRUE(uses_channels_last_kernel(channels_last(nchw)));
+  EXPECT_FALSE(uses_channels_last_kernel(nchw));
+  EXPECT_FALSE(uses_channels_last_kernel(channels_last(nchw).to(torch::kDouble)));
+  EXPECT_FALSE(uses_channels_last_kernel(channels_last(nchw).to(torch::kBFloat16)));
+  // One pixel per channel is contiguous both ways: LibTorch's kernel.
+  EXPECT_FALSE(uses_channels_last_kernel(channels_last(torch::rand({2, 3, 1, 1}))));
+  EXPECT_FALSE(uses_channels_last_kernel(torch::rand({2, 3, 4})));
+}
+
+TEST(ChannelsLastBatchNorm, RefusesOneValuePerChannelAsLibTorchDoes) {
+  auto weight = torch::ones({3});
+  auto bias = torch::zeros({3});
+  auto mean = torch::zeros({3});
+  auto var = torch::ones({3});
+  // [1, 3, 1, 2] in channels-last: one row per pixel, two rows, fine; [1, 3, 1, 1] is not taken.
+  EXPECT_NO_THROW(channels_last_batch_norm_train(channels_last(torch::rand({1, 3, 1, 2})), weight,
+                                                 bias, mean, var, 0.1, 1e-5));
+  EXPECT_THROW(
+      channels_last_batch_norm_train(torch::rand({1, 3, 1, 2}), weight, bias, mean, var, 0.1, 1e-5),
+      c10::Error);
+  EXPECT_THROW(channels_last_batch_norm_train(channels_last(torch::rand({1, 3, 2, 2})),
+                                              weight.narrow(0, 0, 2), bias, mean, var, 0.1, 1e-5),
+               c10::Error);
+}
+
+// The module: NCHW tensors and evaluation keep LibTorch's batch norm to the bit; channels-last
+// training counts the batch, as torch::nn::BatchNorm2d does.
+TEST(ChannelsLastBatchNorm, ModuleKeepsLibTorchsKernelForEverythingElse) {
+  torch::manual_seed(8);
+  auto ours = ChannelsLastBatchNorm2d(torch::nn::BatchNorm2dOptions(6).momentum(0.01));
+  auto theirs = torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(6).momentum(0.01));
+  std::ostringstream printed_ours, printed_theirs;
+  printed_ours << *ours;
+  printed_theirs << *theirs;
+  EXPECT_EQ(printed_ours.str(), printed_theirs.str());
+  EXPECT_EQ(ours->named_parameters().keys(), theirs->named_parameters().keys());
+  EXPECT_EQ(ours->named_buffers().keys(), theirs->named_buffers().keys());
+
+  const auto input = torch::randn({3, 6, 7, 5}) + 0.5;
+  EXPECT_TRUE(torch::equal(ours(input), theirs(input)));
+  EXPECT_TRUE(torch::equal(ours->running_var, theirs->running_var));
+  EXPECT_EQ(ours->num_batches_tracked.item<std::int64_t>(), 1);
+
+  const auto trained = ours(channels_last(input));
+  EXPECT_TRUE(trained.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_TRUE(torch::allclose(trained, theirs(channels_last(input)), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(ours->running_var, theirs->running_var, 1e-6, 1e-7));
+  EXPECT_EQ(ours->num_batches_tracked.item<std::int64_t>(), 2);
+
+  ours->eval();
+  theirs->eval();
+  ours->running_mean.detach().copy_(theirs->running_mean);
+  ours->running_var.detach().copy_(theirs->running_var);
+  EXPECT_TRUE(torch::equal(ours(channels_last(input)), theirs(channels_last(input))));
+  EXPECT_EQ(ours->num_batches_tracked.item<std::int64_t>(), 2);
+}
+
+// The whole model in channels-last against the same model in NCHW: same outputs, gradients
+// and running statistics up to float rounding.
+TEST(ChannelsLastBatchNorm, ChannelsLastHRNetTrainsAsTheNchwOne) {
+  const Given small = {{"width", std::int64_t{6}},
+                       {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
+                       {"num_blocks", std::int64_t{1}},
+                       {"stem_blocks", std::int64_t{1}}};
+  torch::manual_seed(21);
+  auto nchw = make(small, 5, 1);
+  auto nhwc = make(small, 5, 1);
+  {
+    torch::NoGradGuard no_grad;
+    auto from = nchw->named_parameters();
+    for (auto& p : nhwc->named_parameters()) {
+      p.value().set_data(from[p.key()].detach().clone());
+      if (p.value().dim() == 4) p.value().set_data(channels_last(p.value()));
+    }
+  }
+  const auto images = torch::rand({2, 1, 64, 48});
+  const auto out_nchw = nchw->forward(images);
+  const auto out_nhwc = nhwc->forward(channels_last(images));
+  EXPECT_LT(relative_error(out_nhwc.to(torch::kDouble), out_nchw.to(torch::kDouble)), 1e-4);
+  out_nchw.square().sum().backward();
+  out_nhwc.square().sum().backward();
+  // A gradient that is zero but for rounding (a conv bias right before a batch norm) is
+  // compared against the largest gradient of the model.
+  auto grads_nchw = nchw->named_parameters();
+  double largest = 0;
+  for (const auto& p : grads_nchw)
+    largest = std::max(largest, p.value().grad().abs().max().item<double>());
+  for (const auto& p : nhwc->named_parameters()) {
+    const auto& want = grads_nchw[p.key()].grad();
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    const double scale = std::max(want.abs().max().item<double>(), 1e-4 * largest);
+    EXPECT_LT((p.value().grad() - want).abs().max().item<double>() / scale, 1e-3) << p.key();
+  }
+  auto buffers_nchw = nchw->named_buffers();
+  for (const auto& b : nhwc->named_buffers()) {
+    if (b.value().is_floating_point()) {
+      EXPECT_TRUE(torch::allclose(b.value(), buffers_nchw[b.key()], 1e-4, 1e-6)) << b.key();
+    } else {
+      EXPECT_TRUE(torch::equal(b.value(), buffers_nchw[b.key()])) << b.key();
+    }
+  }
 }
 
 }  // namespace

@@ -58,8 +58,10 @@ class BatchTuner : public ::testing::Test {
     torch::set_num_threads(1);
     torch::manual_seed(1);
     config_.name = "train";
-    config_.data.input_width = 64;
-    config_.data.input_height = 64;
+    // Large enough that activations make the peak: at 64 x 64 a convolution's scratch space,
+    // the same for any batch, did on CPUs where oneDNN takes its AVX-512 kernels (0.5 MB).
+    config_.data.input_width = 256;
+    config_.data.input_height = 256;
     config_.data.channels = 1;
     config_.memory.effective_batch = 6;
     config_.memory.micro_batch_auto = true;
@@ -68,15 +70,15 @@ class BatchTuner : public ::testing::Test {
 
     stage_.model = std::make_shared<TinyModel>();
     stage_.loss = std::make_shared<MeanSquare>();
-    stage_.train = std::make_shared<test::FakeDataset>(12, 96, 96);
+    stage_.train = std::make_shared<test::FakeDataset>(12, 320, 320);
     stage_.landmarks = stage_.train->landmarks();
     // Batches on the calling thread: with a worker, whether its next batch is alive at the
     // step's peak depends on timing, and this model is so small that a batch shows.
     config_.data.workers = 0;
     stage_.landmark_weights = torch::ones({kLandmarks});
     PipelineSpec spec;
-    spec.input_width = 64;
-    spec.input_height = 64;
+    spec.input_width = 256;
+    spec.input_height = 256;
     spec.num_landmarks = kLandmarks;
     stage_.pipeline = std::make_unique<SamplePipeline>(spec);
     // No strategy: the step itself splits a batch into micro-batches.
