@@ -26,7 +26,9 @@ nn::Conv2d conv(std::int64_t in, std::int64_t out, std::int64_t kernel, std::int
       nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(bias));
 }
 
-// The reference code's BN_MOMENTUM: running statistics move 1% towards each batch's.
+// The reference code's BN_MOMENTUM: running statistics move 1% towards each batch's. Every
+// batch norm is built with it; the `bn_momentum` parameter then sets the one the model trains
+// with (initialise), so that the many constructors need not carry it.
 constexpr double kBatchNormMomentum = 0.01;
 
 // nn::BatchNorm2d, with exprun's own kernel for channels-last tensors in training.
@@ -268,6 +270,12 @@ class HRNet : public Model {
         .min(1)
         .add_int("stem_blocks", 4, "bottleneck blocks of stage 1")
         .min(1)
+        .add_float("bn_momentum", kBatchNormMomentum,
+                   "how far batch norm's running statistics, which validation and inference "
+                   "use, move towards each training batch's: 0.01 as the reference code; 0.1 "
+                   "(PyTorch's default) for runs of a few hundred steps; 0 freezes them")
+        .min(0.0)
+        .max(1.0)
         .add_int("head_channels", 0,
                  "channels of the head's 1x1 conv; 0 = all branches (15 x width)")
         .min(0)
@@ -323,7 +331,7 @@ class HRNet : public Model {
     head_ = register_module(
         "head", nn::Sequential(conv(concatenated, head, 1, 1, true), batch_norm(head), nn::ReLU(),
                                conv(head, num_landmarks_, 1, 1, true)));
-    initialise();
+    initialise(p.get_float("bn_momentum"));
     const auto& pretrained = p.get_string("pretrained");
     if (!pretrained.empty()) {
       const auto report = load_state_dict(*this, pretrained,
@@ -481,7 +489,7 @@ class HRNet : public Model {
   }
 
   // As the reference code: convolutions N(0, 0.001), batch norm weight 1 and bias 0.
-  void initialise() {
+  void initialise(double batch_norm_momentum) {
     torch::NoGradGuard no_grad;
     for (const auto& m : modules(/*include_self=*/false)) {
       if (auto* c = dynamic_cast<nn::Conv2dImpl*>(m.get())) {
@@ -490,6 +498,7 @@ class HRNet : public Model {
       } else if (auto* bn = dynamic_cast<exprun::hrnet::ChannelsLastBatchNorm2dImpl*>(m.get())) {
         bn->weight.fill_(1.0);
         bn->bias.zero_();
+        bn->options.momentum(batch_norm_momentum);
       }
     }
   }
@@ -513,7 +522,8 @@ class HRNet : public Model {
           "', the HRNet layout of exprun 0.1.0 before the model followed the official HRNet "
           "module tree (now '" +
           transition + "." + branch +
-          ".0.0.weight'; that model also trained with BN momentum 0.1, now 0.01); such weights "
+          ".0.0.weight'; that model also trained with BN momentum 0.1, now 0.01); such "
+          "weights "
           "cannot be loaded, resumed, evaluated or used as `init`: retrain the stage with this "
           "exprun");
     }

@@ -357,6 +357,49 @@ TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
   EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], 0.99 + 0.01 * variance, 1e-9, 1e-15));
 }
 
+// bn_momentum sets every batch norm's momentum, and the running statistics move by it.
+TEST(HRNet, BatchNormMomentumParameterSetsEveryBatchNorm) {
+  auto model = make({{"width", std::int64_t{4}},
+                     {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
+                     {"num_blocks", std::int64_t{1}},
+                     {"stem_blocks", std::int64_t{1}},
+                     {"bn_momentum", 0.25}},
+                    3, 1);
+  std::size_t batch_norms = 0;
+  for (const auto& m : model->modules(/*include_self=*/false)) {
+    if (auto* bn = dynamic_cast<exprun::hrnet::ChannelsLastBatchNorm2dImpl*>(m.get())) {
+      ++batch_norms;
+      EXPECT_EQ(bn->options.momentum(), 0.25);
+    }
+  }
+  EXPECT_GT(batch_norms, 20u);
+
+  model->to(torch::kFloat64);
+  model->train();
+  torch::manual_seed(4);
+  const auto images = torch::rand({2, 1, 32, 32}, torch::kFloat64);
+  torch::Tensor conv1_out;
+  {
+    torch::NoGradGuard no_grad;
+    conv1_out = torch::nn::functional::conv2d(
+        images, model->named_parameters()["conv1.weight"],
+        torch::nn::functional::Conv2dFuncOptions().stride(2).padding(1));
+    model->forward(images);
+  }
+  auto buffers = model->named_buffers();
+  const auto mean = conv1_out.mean({0, 2, 3});
+  const auto variance = conv1_out.var({0, 2, 3}, /*unbiased=*/true);
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"], 0.25 * mean, 1e-9, 1e-15));
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], 0.75 + 0.25 * variance, 1e-9, 1e-15));
+}
+
+TEST(HRNet, BatchNormMomentumOutsideZeroToOneIsRefused) {
+  for (const double momentum : {-0.1, 1.5}) {
+    EXPECT_THROW(make({{"width", std::int64_t{4}}, {"bn_momentum", momentum}}, 3, 1), ParamError)
+        << momentum;
+  }
+}
+
 }  // namespace
 
 // exprun's batch norm for channels-last tensors in training (channels_last_batch_norm.hpp),
