@@ -321,19 +321,20 @@ TEST(HRNet, ImageNetStateDictLoadsStrictlyWithTheHeadsIgnored) {
       torch::equal(got["transition3.3.0.0.weight"], tensors.at("transition3.3.0.0.weight")));
 }
 
-// BN_MOMENTUM = 0.01 in the reference code: after one training batch the running mean is 1%
-// of the batch mean and the running variance 99% of 1 plus 1% of the batch variance.
-TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
-  auto model = make({{"width", std::int64_t{4}},
-                     {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
-                     {"num_blocks", std::int64_t{1}},
-                     {"stem_blocks", std::int64_t{1}}},
-                    3, 1);
+// A small HRNet built with `given`: every batch norm has `momentum`, and after one training
+// batch bn1's running mean is momentum x the batch mean and its running variance
+// (1 - momentum) x 1 plus momentum x the batch's unbiased variance.
+void expect_running_statistics_move_by(double momentum, Given given) {
+  given.insert({{"width", std::int64_t{4}},
+                {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
+                {"num_blocks", std::int64_t{1}},
+                {"stem_blocks", std::int64_t{1}}});
+  auto model = make(std::move(given), 3, 1);
   std::size_t batch_norms = 0;
   for (const auto& m : model->modules(/*include_self=*/false)) {
     if (auto* bn = dynamic_cast<exprun::hrnet::ChannelsLastBatchNorm2dImpl*>(m.get())) {
       ++batch_norms;
-      EXPECT_EQ(bn->options.momentum(), 0.01);
+      EXPECT_EQ(bn->options.momentum(), momentum);
     }
   }
   EXPECT_GT(batch_norms, 20u);
@@ -353,44 +354,20 @@ TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
   auto buffers = model->named_buffers();
   const auto mean = conv1_out.mean({0, 2, 3});
   const auto variance = conv1_out.var({0, 2, 3}, /*unbiased=*/true);
-  EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"], 0.01 * mean, 1e-9, 1e-15));
-  EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], 0.99 + 0.01 * variance, 1e-9, 1e-15));
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"], momentum * mean, 1e-9, 1e-15));
+  EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], (1 - momentum) + momentum * variance,
+                              1e-9, 1e-15));
+}
+
+// BN_MOMENTUM = 0.01 in the reference code: after one training batch the running mean is 1%
+// of the batch mean and the running variance 99% of 1 plus 1% of the batch variance.
+TEST(HRNet, BatchNormRunningStatisticsMoveOnePercentPerBatch) {
+  expect_running_statistics_move_by(0.01, {});
 }
 
 // bn_momentum sets every batch norm's momentum, and the running statistics move by it.
 TEST(HRNet, BatchNormMomentumParameterSetsEveryBatchNorm) {
-  auto model = make({{"width", std::int64_t{4}},
-                     {"num_modules", std::vector<std::int64_t>{1, 1, 1}},
-                     {"num_blocks", std::int64_t{1}},
-                     {"stem_blocks", std::int64_t{1}},
-                     {"bn_momentum", 0.25}},
-                    3, 1);
-  std::size_t batch_norms = 0;
-  for (const auto& m : model->modules(/*include_self=*/false)) {
-    if (auto* bn = dynamic_cast<exprun::hrnet::ChannelsLastBatchNorm2dImpl*>(m.get())) {
-      ++batch_norms;
-      EXPECT_EQ(bn->options.momentum(), 0.25);
-    }
-  }
-  EXPECT_GT(batch_norms, 20u);
-
-  model->to(torch::kFloat64);
-  model->train();
-  torch::manual_seed(4);
-  const auto images = torch::rand({2, 1, 32, 32}, torch::kFloat64);
-  torch::Tensor conv1_out;
-  {
-    torch::NoGradGuard no_grad;
-    conv1_out = torch::nn::functional::conv2d(
-        images, model->named_parameters()["conv1.weight"],
-        torch::nn::functional::Conv2dFuncOptions().stride(2).padding(1));
-    model->forward(images);
-  }
-  auto buffers = model->named_buffers();
-  const auto mean = conv1_out.mean({0, 2, 3});
-  const auto variance = conv1_out.var({0, 2, 3}, /*unbiased=*/true);
-  EXPECT_TRUE(torch::allclose(buffers["bn1.running_mean"], 0.25 * mean, 1e-9, 1e-15));
-  EXPECT_TRUE(torch::allclose(buffers["bn1.running_var"], 0.75 + 0.25 * variance, 1e-9, 1e-15));
+  expect_running_statistics_move_by(0.25, {{"bn_momentum", 0.25}});
 }
 
 TEST(HRNet, BatchNormMomentumOutsideZeroToOneIsRefused) {
