@@ -188,10 +188,10 @@ DataBenchResult run_data_benchmark(const Experiment& experiment, std::size_t sta
   result.input_height = config.data.input_height;
   result.batch_size = config.memory.effective_batch;
   result.images = options.images;
-  result.configured_workers = config.data.workers;
+  result.configured_workers = stage.data_workers;
   std::vector<std::int64_t> counts = options.worker_counts;
   if (counts.empty()) {
-    for (std::int64_t w = 0; w <= std::max<std::int64_t>(2, config.data.workers); ++w)
+    for (std::int64_t w = 0; w <= std::max<std::int64_t>(2, stage.data_workers); ++w)
       counts.push_back(w);
   }
   const auto order = measured_order(*stage.train, options.images);
@@ -287,15 +287,15 @@ DataBenchResult run_data_benchmark(const Experiment& experiment, std::size_t sta
     const double ratio = data / result.model_images_per_second;
     const std::string source = result.cache_measured ? "from the warm cache" : "decoding";
     if (bottleneck == "model") {
-      say(
-          printf_text("bottleneck: the model; with data.workers = %lld the pipeline (%s) delivers "
-                      "%.1f img/s, %.2fx what the model consumes",
-                      static_cast<long long>(config.data.workers), source.c_str(), data, ratio));
+      say(printf_text(
+          "bottleneck: the model; with data.workers = %lld the pipeline (%s) delivers "
+          "%.1f img/s, %.2fx what the model consumes",
+          static_cast<long long>(result.configured_workers), source.c_str(), data, ratio));
     } else {
       say(printf_text(
           "bottleneck: the data pipeline; with data.workers = %lld it (%s) delivers %.1f "
           "img/s, %.2fx what the model consumes (%.1f img/s); try more data.workers",
-          static_cast<long long>(config.data.workers), source.c_str(), data, ratio,
+          static_cast<long long>(result.configured_workers), source.c_str(), data, ratio,
           result.model_images_per_second));
     }
   }

@@ -246,13 +246,13 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
   result.input_width = config.data.input_width;
   result.input_height = config.data.input_height;
   result.effective_batch = config.memory.effective_batch;
-  result.data_workers = config.data.workers;
   result.threads = options.threads;
   {
     // Once, for what the sides share: device, micro-batch, landmarks and the epoch's length.
     const BuiltStage probe = build_stage(experiment, config, stage_index, registry);
     result.device = probe.device.str();
     result.micro_batch = probe.micro_batch;
+    result.data_workers = probe.data_workers;
     const auto batch = static_cast<std::size_t>(config.memory.effective_batch);
     result.steps_per_epoch = static_cast<std::int64_t>((probe.train->size() + batch - 1) / batch);
     if (!options.python.empty()) {

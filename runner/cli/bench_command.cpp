@@ -21,6 +21,11 @@
 namespace exprun::cli {
 namespace {
 
+// As the file says it: the count "auto" resolves to is known once the stage is built.
+std::string configured_workers(const DataConfig& data) {
+  return data.workers_auto ? "auto" : std::to_string(data.workers);
+}
+
 std::filesystem::path bench_json_path(const std::string& given, const Experiment& experiment,
                                       const std::string& prefix) {
   return given.empty() ? std::filesystem::path(experiment.output_dir) / experiment.name /
@@ -56,9 +61,9 @@ int data_bench(const std::string& file, const std::vector<std::string>& override
   Experiment experiment = load_one_configuration(file, overrides, registry, "bench");
   const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
   const auto threads = apply_thread_count(experiment.threads);
-  std::printf("bench --data %s, stage %s: data.workers = %lld, %lld threads\n",
+  std::printf("bench --data %s, stage %s: data.workers = %s, %lld threads\n",
               experiment.name.c_str(), experiment.stages[index].name.c_str(),
-              static_cast<long long>(experiment.stages[index].data.workers),
+              configured_workers(experiment.stages[index].data).c_str(),
               static_cast<long long>(threads));
   std::fflush(stdout);
   const DataBenchResult result =
@@ -135,12 +140,12 @@ int training_bench(const std::string& file, const std::vector<std::string>& over
   const StageConfig& stage = experiment.stages[index];
   std::printf(
       "bench --training %s, stage %s: %s %lldx%lld input, batch %lld, data.workers = "
-      "%lld, %lld threads, %d rounds\n",
+      "%s, %lld threads, %d rounds\n",
       experiment.name.c_str(), stage.name.c_str(), stage.model.name.c_str(),
       static_cast<long long>(stage.data.input_width),
       static_cast<long long>(stage.data.input_height),
-      static_cast<long long>(stage.memory.effective_batch),
-      static_cast<long long>(stage.data.workers), static_cast<long long>(options.threads), rounds);
+      static_cast<long long>(stage.memory.effective_batch), configured_workers(stage.data).c_str(),
+      static_cast<long long>(options.threads), rounds);
   if (!python_note.empty()) std::printf("PyTorch reference: %s\n", python_note.c_str());
   std::fflush(stdout);
   TrainingBenchResult result;

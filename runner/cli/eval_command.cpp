@@ -126,7 +126,7 @@ int eval_command(const std::vector<std::string>& args) {
                 built.device.str().c_str());
     std::fflush(stdout);
     const Evaluation evaluation =
-        evaluate(built.evaluated(), dataset, built.micro_batch, stage.data.workers);
+        evaluate(built.evaluated(), dataset, built.micro_batch, built.data_workers);
 
     EvaluationContext context{experiment.name,
                               experiment.source_file,

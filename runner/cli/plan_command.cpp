@@ -88,11 +88,12 @@ void print_stage(const StageConfig& s, const BuiltStage& b) {
               b.valid->size(), b.landmarks.size());
   std::printf(
       "              input %lldx%lld, %lld channel(s), heatmaps %lldx%lld, sigma %.2f, "
-      "%lld workers, augmentation %s\n",
+      "%lld workers%s, augmentation %s\n",
       static_cast<long long>(s.data.input_width), static_cast<long long>(s.data.input_height),
       static_cast<long long>(s.data.channels), static_cast<long long>(b.pipeline->heatmap_width()),
       static_cast<long long>(b.pipeline->heatmap_height()), s.data.sigma,
-      static_cast<long long>(s.data.workers), s.data.augment.enabled ? "on" : "off");
+      static_cast<long long>(b.data_workers), s.data.workers_auto ? " (auto)" : "",
+      s.data.augment.enabled ? "on" : "off");
   std::printf("  model       %s\n", params_text(s.model).c_str());
   std::printf("              %lld parameters, %.3f G multiply-adds per image\n",
               static_cast<long long>(b.parameter_count), b.multiply_adds / 1e9);

@@ -40,7 +40,10 @@ struct DataConfig {
   std::int64_t input_width = 256;
   std::int64_t input_height = 256;
   double sigma = 2.0;  // Gaussian target's standard deviation, in heatmap pixels
-  std::int64_t workers = 2;
+  // data.workers: a count, or "auto" (workers_auto), which the stage's build resolves for the
+  // machine and device (BuiltStage::data_workers); `workers` is unused then.
+  std::int64_t workers = 0;
+  bool workers_auto = true;
   bool cache = true;  // the decoded-film cache (data/film_cache.hpp)
   // "idle": worker threads run at SCHED_IDLE, on the cores the training step leaves idle;
   // "normal": at the process's own priority.

@@ -112,6 +112,21 @@ void read_micro_batch(TableReader& r, MemoryConfig& out, const ReadContext&) {
   }
 }
 
+void read_workers(TableReader& r, DataConfig& out, const ReadContext&) {
+  const toml::node* workers = r.take("workers");
+  if (!workers) return;
+  if (workers->is_string()) {
+    if (workers->as_string()->get() != "auto") {
+      r.fail("workers",
+             "expected \"auto\" or an integer in [0, 64], found " + describe_node(*workers));
+    }
+    out.workers_auto = true;
+  } else {
+    out.workers = r.int_or("workers", 0, 0, 64);
+    out.workers_auto = false;
+  }
+}
+
 void read_budget(TableReader& r, MemoryConfig& out, const ReadContext&) {
   const toml::node* budget = r.take("budget");
   if (!budget) return;
@@ -453,8 +468,20 @@ const KeyTable<DataConfig>& data_keys() {
                 &DataConfig::sigma),
           // Each sample's augmentation comes from its own seed, so the batches do not depend on
           // how many threads prepare them.
-          field(int_spec("workers", 2, 0, 64, "batch-preparation threads"), &DataConfig::workers,
-                false),
+          [] {
+            auto key = custom<DataConfig>(
+                custom_spec("workers", ParamType::String, std::string("auto"),
+                            "batch-preparation threads: an integer in [0, 64], or \"auto\""),
+                "", read_workers, [](const DataConfig& d, Json& out) {
+                  if (d.workers_auto) {
+                    out["workers"] = "auto";
+                  } else {
+                    out["workers"] = d.workers;
+                  }
+                });
+            key.info.affects_training = false;
+            return key;
+          }(),
           // The cache holds the exact arrays the pipeline makes, so it does not change results.
           field(bool_spec("cache", true,
                           "keep films decoded and resized in the decoded-film cache "

@@ -155,6 +155,7 @@ ProcessGroup::ProcessGroup(std::unique_ptr<Parts> parts, const Launch& launch,
       rank_(launch.rank),
       world_size_(launch.world_size),
       local_rank_(launch.local_rank),
+      ranks_on_machine_(launch.local_world_size.value_or(1)),
       timeout_(timeout),
       launcher_(launcher_name(launch.launcher)) {}
 

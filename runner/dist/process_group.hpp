@@ -49,6 +49,9 @@ class ProcessGroup {
   int rank() const { return rank_; }
   int world_size() const { return world_size_; }
   int local_rank() const { return local_rank_; }
+  // The ranks on this machine, where the launcher says (torchrun, env://); 1 where it does
+  // not (Slurm binds each task to its own CPUs, so its cores are its own).
+  int ranks_on_machine() const { return ranks_on_machine_; }
   std::chrono::seconds timeout() const { return timeout_; }
   const std::string& backend() const { return backend_; }
   // The launcher's name ("torchrun", "env", "slurm"), for reports.
@@ -70,6 +73,7 @@ class ProcessGroup {
   int rank_;
   int world_size_;
   int local_rank_;
+  int ranks_on_machine_;
   std::chrono::seconds timeout_;
   std::string backend_;
   std::string launcher_;

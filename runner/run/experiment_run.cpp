@@ -311,9 +311,9 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
           continue;
         }
       }
-      BuiltStage built =
-          build_stage(experiment, stage, i, registry,
-                      group ? std::optional<int>(group->local_rank()) : std::nullopt);
+      BuiltStage built = build_stage(experiment, stage, i, registry,
+                                     group ? std::optional<int>(group->local_rank()) : std::nullopt,
+                                     group ? group->ranks_on_machine() : 1);
       const fs::path stage_dir = outcome.run_dir / stage.name;
       // Rank 0 picks the checkpoint (and removes what crashed writes left); the others take its
       // choice, so that every rank continues from the same file.
@@ -333,7 +333,9 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
       Progress::message("exprun: stage " + stage.name + " on " + built.device.str() + ": " +
                         std::to_string(built.train->size()) + " train / " +
                         std::to_string(built.valid->size()) + " validation images, " +
-                        std::to_string(built.parameter_count) + " parameters");
+                        std::to_string(built.parameter_count) + " parameters, " +
+                        std::to_string(built.data_workers) + " data workers" +
+                        (stage.data.workers_auto ? " (auto)" : ""));
       StageTrainer trainer(
           experiment, stage, i, std::move(built), stage_dir,
           [&](const nlohmann::json& section) {

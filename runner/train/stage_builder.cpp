@@ -5,6 +5,7 @@
 
 #include "config/config_error.hpp"
 #include "data/film_cache.hpp"
+#include "data/worker_count.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -64,11 +65,18 @@ void use_channels_last(torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
   // LibTorch's C++ Module::to takes no memory format (Python's does); set_data keeps each
   // parameter the same autograd leaf, so optimisers built afterwards see the NHWC tensors.
+  // to(), not contiguous(): a weight of one input channel ([C, 1, k, k]) is contiguous both
+  // ways, so contiguous() keeps its NCHW strides, from which LibTorch infers NCHW, and the
+  // first convolution of a grey input would then run, and hand its batch norm, NCHW tensors.
+  const auto to_channels_last = [](const torch::Tensor& t) {
+    return t.to(t.options(), /*non_blocking=*/false, /*copy=*/false,
+                torch::MemoryFormat::ChannelsLast);
+  };
   for (auto& p : model.parameters()) {
-    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+    if (p.dim() == 4) p.set_data(to_channels_last(p));
   }
   for (auto& b : model.buffers()) {
-    if (b.dim() == 4) b.set_data(b.contiguous(torch::MemoryFormat::ChannelsLast));
+    if (b.dim() == 4) b.set_data(to_channels_last(b));
   }
 }
 
@@ -91,13 +99,17 @@ torch::Device resolve_device(const std::string& device, std::optional<int> local
 
 BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
                        std::size_t stage_index, const Registry& registry,
-                       std::optional<int> local_rank) {
+                       std::optional<int> local_rank, int ranks_on_machine) {
   BuiltStage out;
   try {
     out.device = resolve_device(stage.device, local_rank);
   } catch (const std::exception& e) {
     throw ConfigError(stage.where + ": stages." + stage.name + ".device: " + e.what());
   }
+  out.data_workers = stage.data.workers_auto
+                         ? auto_worker_count({!out.device.is_cpu(), usable_cores(),
+                                              at::get_num_threads(), std::max(1, ranks_on_machine)})
+                         : stage.data.workers;
   const auto& reader = stage.data.reader;
   for (const auto& [split, slot] : {std::pair{stage.data.train_split, &out.train},
                                     std::pair{stage.data.val_split, &out.valid}}) {

@@ -40,6 +40,9 @@ struct BuiltStage {
   std::function<std::vector<std::shared_ptr<sdk::MemoryStrategy>>(std::int64_t micro_batch)>
       make_strategies;
   std::unique_ptr<SamplePipeline> pipeline;
+  // Batch-preparation threads: data.workers, or what "auto" resolved to for this machine and
+  // device (data/worker_count.hpp).
+  std::int64_t data_workers = 0;
   DecodeMethod decode = DecodeMethod::Argmax;  // eval.decode: how the evaluator reads heatmaps
   torch::Tensor landmark_weights;              // K, on the device
   std::int64_t parameter_count = 0;
@@ -64,8 +67,10 @@ torch::Tensor landmark_weight_tensor(const LandmarkWeights& weights,
 torch::Device resolve_device(const std::string& device,
                              std::optional<int> local_rank = std::nullopt);
 // stage_index seeds the model's initialisation, so each stage of a run is reproducible.
+// ranks_on_machine: the launch's processes sharing this machine's cores, which data.workers =
+// "auto" divides among them.
 BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
                        std::size_t stage_index, const Registry& registry,
-                       std::optional<int> local_rank = std::nullopt);
+                       std::optional<int> local_rank = std::nullopt, int ranks_on_machine = 1);
 
 }  // namespace exprun

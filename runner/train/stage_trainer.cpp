@@ -124,7 +124,7 @@ EpochStats StageTrainer::train_epoch(std::int64_t epoch, EpochStats so_far,
   std::vector<std::int64_t> global_sizes;
   for (const auto& b : batches) global_sizes.push_back(static_cast<std::int64_t>(b.size()));
   if (parallel_) batches = rank_shares(batches, parallel_->rank(), parallel_->world_size());
-  BatchLoader loader(stage_.train, *stage_.pipeline, std::move(batches), config_.data.workers, true,
+  BatchLoader loader(stage_.train, *stage_.pipeline, std::move(batches), stage_.data_workers, true,
                      epoch_seed);
   const auto total_steps = so_far.steps + static_cast<std::int64_t>(loader.batch_count());
   for (const auto& l : listeners) l->on_epoch_start(epoch, total_steps);
@@ -179,7 +179,7 @@ Metrics StageTrainer::mean_shape_metrics(const std::vector<SampleMeta>& valid_me
   std::vector<std::size_t> order(stage_.train->size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   BatchLoader loader(stage_.train, *stage_.pipeline, std::move(order),
-                     config_.memory.effective_batch, config_.data.workers, false, 0);
+                     config_.memory.effective_batch, stage_.data_workers, false, 0);
   while (auto batch = loader.next())
     for (const auto& m : batch->meta) mean_shape.add(m);
   return score(mean_shape.predict(valid_meta), valid_meta).metrics;
@@ -250,7 +250,7 @@ StageTrainer::FinishedEpoch StageTrainer::finish_epoch(std::int64_t epoch,
     return out;
   }
   Evaluation val =
-      evaluate(stage_.evaluated(), stage_.valid, stage_.micro_batch, config_.data.workers);
+      evaluate(stage_.evaluated(), stage_.valid, stage_.micro_batch, stage_.data_workers);
   if (!progress_.baseline_metrics) progress_.baseline_metrics = mean_shape_metrics(val.meta);
   out.validation = std::move(val.metrics);
   progress_.final_metrics = out.validation;

@@ -77,7 +77,7 @@ StepMeasurement measure_training_steps(BuiltStage& stage, const StageConfig& con
   std::optional<Batch> current;
   return time_steps(stage, config, micro_batch, warmup_steps, timed_steps, [&] {
     loader.emplace(stage.train, *stage.pipeline, std::move(order), config.memory.effective_batch,
-                   config.data.workers, /*augment=*/true, kMeasurementSeed);
+                   stage.data_workers, /*augment=*/true, kMeasurementSeed);
     return [&]() -> const Batch& {
       current = loader->next();
       return *current;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "data/worker_count.hpp"
 #include "plugins/registry.hpp"
 #include "test_support.hpp"
 
@@ -548,6 +549,16 @@ TEST_F(CliExperimentTest, PlanPrintsTheStage) {
   EXPECT_CONTAINS(out, "optimizer   adam lr 0.002");
   EXPECT_CONTAINS(out, "plan OK: 1 stage(s)");
   EXPECT_FALSE(fs::exists(results_)) << "plan trains and writes nothing";
+}
+
+// "auto" on a CPU: the cores the step's 2 threads leave free on this machine, said by plan.
+TEST_F(CliExperimentTest, PlanSaysWhatAutoWorkersResolveTo) {
+  write(tiny());
+  const auto r = exprun({"plan", file_.string(), "--set", "data.workers=auto"});
+  expect_ok(r);
+  const std::int64_t expected =
+      auto_worker_count({/*on_accelerator=*/false, usable_cores(), /*compute_threads=*/2, 1});
+  EXPECT_CONTAINS(r.out, "sigma 1.50, " + std::to_string(expected) + " workers (auto), ");
 }
 
 TEST_F(CliExperimentTest, SetOverridesShowInThePlan) {

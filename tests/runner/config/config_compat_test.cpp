@@ -72,6 +72,7 @@ TEST(ResumeConfig, AChangedLearningRateIsRefusedByItsPath) {
 
 TEST(ResumeConfig, KeysThatDoNotChangeTheTrainingAreIgnored) {
   StageConfig now = stage();
+  now.data.workers_auto = false;
   now.data.workers = 0;
   now.data.worker_priority = "normal";
   now.checkpoint.every = 5;

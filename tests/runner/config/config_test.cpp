@@ -194,7 +194,7 @@ TEST(ConfigLoad, ValidExperimentResolvesEveryDefault) {
   EXPECT_EQ(s.data.input_width, 128);
   EXPECT_EQ(s.data.input_height, 160);
   EXPECT_DOUBLE_EQ(s.data.sigma, 1.5);
-  EXPECT_EQ(s.data.workers, 2);
+  EXPECT_TRUE(s.data.workers_auto);
   EXPECT_EQ(s.data.channels, 1);
   EXPECT_EQ(s.data.train_split, "train");
   EXPECT_EQ(s.data.val_split, "valid");
@@ -326,6 +326,21 @@ TEST(ConfigTypes, WrongTypeInDefaultsPointsAtTheDefaultsLine) {
   const std::string message = error_of(text);
   EXPECT_NE(message.find(at_line(line_of(text, "sigma = \"wide\""))), std::string::npos) << message;
   EXPECT_NE(message.find("data.sigma: expected a number in [0.1, 64], found string \"wide\""),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigTypes, WorkersAreACountOrAuto) {
+  const Experiment counted = parse(with_stage_lines("pretrain", "data.workers = 3\n"));
+  EXPECT_FALSE(counted.stages[0].data.workers_auto);
+  EXPECT_EQ(counted.stages[0].data.workers, 3);
+  const Experiment automatic = parse(with_stage_lines("pretrain", "data.workers = \"auto\"\n"));
+  EXPECT_TRUE(automatic.stages[0].data.workers_auto);
+  EXPECT_EQ(to_json(automatic)["stages"][0]["data"]["workers"], "auto");
+  EXPECT_EQ(to_json(counted)["stages"][0]["data"]["workers"], 3);
+  const std::string message = error_of(with_stage_lines("pretrain", "data.workers = \"many\"\n"));
+  EXPECT_NE(message.find("stages.pretrain.data.workers: expected \"auto\" or an integer in [0, "
+                         "64], found string \"many\""),
             std::string::npos)
       << message;
 }

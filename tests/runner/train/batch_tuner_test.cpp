@@ -74,7 +74,7 @@ class BatchTuner : public ::testing::Test {
     stage_.landmarks = stage_.train->landmarks();
     // Batches on the calling thread: with a worker, whether its next batch is alive at the
     // step's peak depends on timing, and this model is so small that a batch shows.
-    config_.data.workers = 0;
+    stage_.data_workers = 0;
     stage_.landmark_weights = torch::ones({kLandmarks});
     PipelineSpec spec;
     spec.input_width = 256;

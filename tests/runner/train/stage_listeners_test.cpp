@@ -171,8 +171,8 @@ TEST(StageTrainerListeners, AnAddedListenerSeesEveryHookOfARun) {
   config.epochs = 2;
   config.memory.effective_batch = 4;
   config.memory.micro_batch = 2;
-  config.data.workers = 0;
   BuiltStage stage;
+  stage.data_workers = 0;
   stage.model = std::make_shared<TinyModel>();
   stage.loss = std::make_shared<MeanSquare>();
   stage.train = std::make_shared<test::FakeDataset>(6, 40, 40);
