@@ -108,7 +108,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   }
   out.data_workers = stage.data.workers_auto
                          ? auto_worker_count({!out.device.is_cpu(), usable_cores(),
-                                              at::get_num_threads(), std::max(1, ranks_on_machine)})
+                                              at::get_num_threads(), ranks_on_machine})
                          : stage.data.workers;
   const auto& reader = stage.data.reader;
   for (const auto& [split, slot] : {std::pair{stage.data.train_split, &out.train},
