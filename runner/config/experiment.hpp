@@ -66,6 +66,7 @@ struct MemoryConfig {
   bool micro_batch_auto = false;             // micro_batch = "auto": the batch tuner chooses
   std::optional<std::int64_t> budget_bytes;  // memory.budget; unset: the device's free memory
   double margin = 0.1;                       // memory.margin: share of the budget kept free
+  double speed_tolerance = 0.05;             // memory.speed_tolerance: speeds counted as equal
 };
 
 struct OptimizerConfig {

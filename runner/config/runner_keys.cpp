@@ -184,7 +184,7 @@ void read_memory(TableReader& stage, StageConfig& config, const ReadContext& con
   TableReader r(stage.table("memory"));
   memory_keys().read(r, out, context);
   if (!out.micro_batch_auto) {
-    for (const char* key : {"budget", "margin"}) {
+    for (const char* key : {"budget", "margin", "speed_tolerance"}) {
       if (r.layered().find(key)) {
         r.fail(key, std::string("only applies to micro_batch = \"auto\" (the batch tuner); set "
                                 "micro_batch = \"auto\" or remove ") +
@@ -618,6 +618,16 @@ const KeyTable<MemoryConfig>& memory_keys() {
                         },
                         [](const MemoryConfig& m, Json& out) {
                           if (m.micro_batch_auto) out["margin"] = m.margin;
+                        }),
+                    custom<MemoryConfig>(
+                        number_spec("speed_tolerance", 0.05, 0.0, 1.0,
+                                    "speeds within this share of the fastest count as equal"),
+                        "",
+                        [](TableReader& r, MemoryConfig& m, const ReadContext&) {
+                          m.speed_tolerance = r.number_or("speed_tolerance", 0.05, 0.0, 1.0);
+                        },
+                        [](const MemoryConfig& m, Json& out) {
+                          if (m.micro_batch_auto) out["speed_tolerance"] = m.speed_tolerance;
                         }),
                 });
   return table;

@@ -17,10 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Speeds this close count as equal (timing a few steps is not more precise than that), and
-// the larger micro-batch wins: fewer passes, and batch-norm statistics over more images.
-constexpr double kSpeedTolerance = 0.05;
-
 // Everything a trial step changes in the model, to put back afterwards.
 class ModelSnapshot {
  public:
@@ -98,6 +94,7 @@ std::int64_t TuneOptions::limit_bytes() const {
 TuneOptions tune_options_for(const StageConfig& config, const BuiltStage& stage) {
   TuneOptions options;
   options.margin = config.memory.margin;
+  options.speed_tolerance = config.memory.speed_tolerance;
   if (config.memory.budget_bytes) {
     options.budget_bytes = *config.memory.budget_bytes;
     options.budget_source = "memory.budget";
@@ -121,6 +118,22 @@ std::vector<std::int64_t> candidate_micro_batches(std::int64_t effective_batch) 
     if (effective_batch % m == 0 || power_of_two) out.push_back(m);
   }
   return out;
+}
+
+std::optional<std::int64_t> choose_micro_batch(const std::vector<TuneTrial>& trials,
+                                               double speed_tolerance) {
+  const TuneTrial* best = nullptr;
+  for (const auto& t : trials)
+    if (t.fits && (!best || t.images_per_second > best->images_per_second)) best = &t;
+  if (!best) return std::nullopt;
+  // Timing a few steps is not more precise than a few per cent, and of equal speeds the larger
+  // micro-batch is better: fewer passes, and batch-norm statistics over more images.
+  const double fastest = best->images_per_second;
+  for (const auto& t : trials)
+    if (t.fits && t.images_per_second >= (1 - speed_tolerance) * fastest &&
+        t.micro_batch > best->micro_batch)
+      best = &t;
+  return best->micro_batch;
 }
 
 TuneResult tune_micro_batch(BuiltStage& stage, const StageConfig& config,
@@ -162,10 +175,8 @@ TuneResult tune_micro_batch(BuiltStage& stage, const StageConfig& config,
     if (on_trial) on_trial(result.trials.back());
   }
 
-  const TuneTrial* best = nullptr;
-  for (const auto& t : result.trials)
-    if (t.fits && (!best || t.images_per_second > best->images_per_second)) best = &t;
-  if (!best) {
+  const auto chosen = choose_micro_batch(result.trials, options.speed_tolerance);
+  if (!chosen) {
     const auto& first = result.trials.front();
     throw std::runtime_error(
         "stage " + config.name + ": no micro-batch fits the memory limit " +
@@ -174,12 +185,7 @@ TuneResult tune_micro_batch(BuiltStage& stage, const StageConfig& config,
         "% margin); micro-batch 1: " + first.note +
         ". Raise memory.budget, lower the margin, or make the model or input smaller");
   }
-  const double fastest = best->images_per_second;
-  for (const auto& t : result.trials)
-    if (t.fits && t.images_per_second >= (1 - kSpeedTolerance) * fastest &&
-        t.micro_batch > best->micro_batch)
-      best = &t;
-  result.chosen_micro_batch = best->micro_batch;
+  result.chosen_micro_batch = *chosen;
   for (auto& t : result.trials) t.chosen = t.micro_batch == result.chosen_micro_batch;
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
@@ -212,6 +218,7 @@ nlohmann::json TuneResult::to_json() const {
           {"budget_bytes", options.budget_bytes},
           {"budget_source", options.budget_source},
           {"margin", options.margin},
+          {"speed_tolerance", options.speed_tolerance},
           {"limit_bytes", options.limit_bytes()},
           {"warmup_steps", options.warmup_steps},
           {"timed_steps", options.timed_steps},

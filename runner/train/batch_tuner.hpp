@@ -23,6 +23,9 @@ struct TuneOptions {
   std::int64_t budget_bytes = 0;
   std::string budget_source;  // "memory.budget" or "free device memory"
   double margin = 0.1;
+  // Speeds within this share of the fastest fitting candidate's count as equal, and the larger
+  // micro-batch wins; 1 chooses the largest that fits whatever the timings say.
+  double speed_tolerance = 0.05;
   std::int64_t steps_per_epoch = 1;
   int warmup_steps = 1;
   int timed_steps = 2;
@@ -61,6 +64,11 @@ TuneOptions tune_options_for(const StageConfig& config, const BuiltStage& stage)
 // Micro-batches worth trying for an effective batch: its divisors and the powers of two below
 // it, ascending.
 std::vector<std::int64_t> candidate_micro_batches(std::int64_t effective_batch);
+
+// The tuner's choice among measured trials: the fastest that fits, or the largest within
+// speed_tolerance of it. None when no trial fits.
+std::optional<std::int64_t> choose_micro_batch(const std::vector<TuneTrial>& trials,
+                                               double speed_tolerance);
 
 // Throws when no candidate fits. on_trial sees each trial as soon as it is measured.
 TuneResult tune_micro_batch(BuiltStage& stage, const StageConfig& config,

@@ -958,7 +958,8 @@ TEST_F(RunTest, FailedStageSkipsTheRest) {
 }
 
 TEST_F(RunTest, TakenRunIdGetsASuffix) {
-  // Occupy the run ids of the next few seconds, so the run has to add "-2".
+  // Occupy the run ids of every second the run may start in, however slowly a loaded machine
+  // starts it, so the run has to add "-2".
   test::TinyExperiment e;
   e.output = results_;
   // micro_batch = "auto" on the CPU without memory.budget fails at once when built: the run
@@ -967,7 +968,7 @@ TEST_F(RunTest, TakenRunIdGetsASuffix) {
   test::write_text(file_, e.toml());
   const std::time_t now = std::time(nullptr);
   std::set<std::string> taken;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < static_cast<int>(kRunTimeout); ++i) {
     const std::time_t t = now + i;
     std::tm tm{};
     gmtime_r(&t, &tm);

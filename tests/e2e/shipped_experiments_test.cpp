@@ -73,8 +73,13 @@ TEST(ShippedExperiments, QuickstartRunsOnSyntheticData) {
 TEST(ShippedExperiments, QuickstartBeatsTheMeanShapeWithinFourEpochs) {
   const test::TempDir dir;
   const auto path = fs::path(EXPRUN_SOURCE_DIR) / "experiments" / "quickstart.toml";
+  // About 30 s on two idle cores; every core's threads slow down far more than that when
+  // another test shares them.
+  test::ProcessOptions options;
+  options.timeout_s = 600;
   const auto r = test::run_exprun(
-      {path.string(), "--output", dir.path().string(), "--set", "stages.train.epochs=4"});
+      {path.string(), "--output", dir.path().string(), "--set", "stages.train.epochs=4"},
+      std::move(options));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   std::vector<fs::path> reports;
   for (const auto& entry : fs::recursive_directory_iterator(dir.path()))

@@ -615,6 +615,7 @@ TEST(ConfigMemory, AutoMicroBatchWithBudgetAndMargin) {
   EXPECT_EQ(json["micro_batch"], "auto");
   EXPECT_EQ(json["budget"], std::int64_t{6} << 30);
   EXPECT_EQ(json["margin"], 0.2);
+  EXPECT_EQ(json["speed_tolerance"], 0.05);
   // The finetune stage keeps its integer micro-batch and has no budget.
   EXPECT_FALSE(e.stages[1].memory.micro_batch_auto);
   EXPECT_FALSE(e.stages[1].memory.budget_bytes);
@@ -649,6 +650,27 @@ TEST(ConfigMemory, MarginOutOfRange) {
   const std::string message = error_of(with_stage_lines(
       "pretrain", "memory.micro_batch = \"auto\"\nmemory.budget = 1000000\nmemory.margin = 1.5\n"));
   EXPECT_NE(message.find("stages.pretrain.memory.margin: expected a number in [0, 0.9]"),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConfigMemory, SpeedTolerance) {
+  const auto e = parse(with_stage_lines(
+      "pretrain",
+      "memory.micro_batch = \"auto\"\nmemory.budget = 1000000\nmemory.speed_tolerance = 1\n"));
+  EXPECT_DOUBLE_EQ(e.stages[0].memory.speed_tolerance, 1.0);
+  EXPECT_EQ(to_json(e)["stages"][0]["memory"]["speed_tolerance"], 1.0);
+  EXPECT_DOUBLE_EQ(e.stages[1].memory.speed_tolerance, 0.05);
+
+  std::string message = error_of(with_stage_lines(
+      "pretrain",
+      "memory.micro_batch = \"auto\"\nmemory.budget = 1000000\nmemory.speed_tolerance = -0.1\n"));
+  EXPECT_NE(message.find("stages.pretrain.memory.speed_tolerance: expected a number in [0, 1]"),
+            std::string::npos)
+      << message;
+  message = error_of(with_stage_lines("pretrain", "memory.speed_tolerance = 0.1\n"));
+  EXPECT_NE(message.find("stages.pretrain.memory.speed_tolerance: only applies to micro_batch = "
+                         "\"auto\""),
             std::string::npos)
       << message;
 }

@@ -120,6 +120,39 @@ TEST(CandidateMicroBatches, DivisorsAndPowersOfTwo) {
   EXPECT_EQ(candidate_micro_batches(12), (std::vector<std::int64_t>{1, 2, 3, 4, 6, 8, 12}));
 }
 
+TuneTrial measured(std::int64_t micro_batch, double images_per_second, bool fits = true) {
+  TuneTrial t;
+  t.micro_batch = micro_batch;
+  t.tried = true;
+  t.images_per_second = images_per_second;
+  t.fits = fits;
+  return t;
+}
+
+TEST(ChooseMicroBatch, TheFastestThatFits) {
+  EXPECT_EQ(choose_micro_batch({measured(1, 10), measured(2, 20), measured(4, 15)}, 0.05), 2);
+  // The fastest does not fit: the fastest of the rest.
+  EXPECT_EQ(choose_micro_batch({measured(1, 10), measured(2, 12), measured(4, 30, false)}, 0.05),
+            2);
+}
+
+TEST(ChooseMicroBatch, WithinTheToleranceTheLargerWins) {
+  const std::vector<TuneTrial> trials = {measured(1, 20), measured(2, 19.2), measured(4, 18.9)};
+  EXPECT_EQ(choose_micro_batch(trials, 0.05), 2);  // 19.2 >= 19, 18.9 < 19
+  EXPECT_EQ(choose_micro_batch(trials, 0.06), 4);
+  EXPECT_EQ(choose_micro_batch(trials, 0), 1);
+}
+
+TEST(ChooseMicroBatch, ToleranceOneTakesTheLargestThatFits) {
+  EXPECT_EQ(choose_micro_batch({measured(1, 50), measured(2, 1), measured(3, 90, false)}, 1), 2);
+}
+
+TEST(ChooseMicroBatch, NoneFits) {
+  EXPECT_EQ(choose_micro_batch({measured(1, 10, false), measured(2, 0, false)}, 0.05),
+            std::nullopt);
+  EXPECT_EQ(choose_micro_batch({}, 0.05), std::nullopt);
+}
+
 TEST_F(BatchTuner, PeakMemoryGrowsWithTheMicroBatch) {
   const auto p = peaks();
   ASSERT_EQ(p.size(), 5u);
@@ -140,7 +173,11 @@ TEST_F(BatchTuner, ChoosesTwoByThreeWhenTwoFitsAndThreeDoesNot) {
   // A limit a quarter of the way from micro-batch 2's peak to 3's, as a budget with 10 % margin.
   const double limit = static_cast<double>(p.at(2)) + 0.25 * static_cast<double>(p.at(3) - p.at(2));
   const auto budget = static_cast<std::int64_t>(limit / 0.9);
-  const TuneResult result = tune_micro_batch(stage_, config_, options(budget));
+  // Micro-batches 1 and 2 both fit; by speed either can win (two timed steps vary by more than
+  // 5 %), so this test about memory takes the largest that fits.
+  TuneOptions largest_fitting = options(budget);
+  largest_fitting.speed_tolerance = 1;
+  const TuneResult result = tune_micro_batch(stage_, config_, largest_fitting);
   EXPECT_EQ(result.chosen_micro_batch, 2);
   const auto json = result.to_json();
   EXPECT_EQ(json["chosen_accumulation"], 3);
