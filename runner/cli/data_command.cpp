@@ -1,12 +1,12 @@
 #include <algorithm>
 #include <cstdio>
-#include <thread>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "cli/sweep_cli.hpp"
 #include "config/config_error.hpp"
 #include "data/dataset_summary.hpp"
+#include "data/worker_count.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -54,9 +54,8 @@ int data_command(const std::vector<std::string>& args) {
     const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
     const StageConfig& stage = experiment.stages.at(index);
     const PluginChoice& reader = stage.data.reader;
-    const unsigned threads = experiment.threads > 0
-                                 ? static_cast<unsigned>(experiment.threads)
-                                 : std::max(1u, std::thread::hardware_concurrency());
+    const auto threads =
+        static_cast<unsigned>(compute_thread_count(experiment.threads, usable_cores(), 1));
 
     std::vector<std::string> parts;
     for (const auto& [key, value] : reader.params.values())

@@ -16,6 +16,12 @@ std::int64_t auto_worker_count(const WorkerCountInputs& in) {
   return std::min(kMaxAutoWorkers, free_cores);
 }
 
+std::int64_t compute_thread_count(std::int64_t configured, std::int64_t usable_cores,
+                                  std::int64_t ranks_on_machine) {
+  if (configured > 0) return configured;
+  return std::max<std::int64_t>(1, usable_cores / std::max<std::int64_t>(1, ranks_on_machine));
+}
+
 std::int64_t usable_cores() {
   cpu_set_t set;
   CPU_ZERO(&set);

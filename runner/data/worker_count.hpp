@@ -23,6 +23,13 @@ inline constexpr std::int64_t kMaxAutoWorkers = 8;
 // "Workers and threads"); 0 when the step uses every core.
 std::int64_t auto_worker_count(const WorkerCountInputs& in);
 
+// experiment.threads: LibTorch's intra-op threads. `configured` > 0 is taken as it is; 0 is this
+// process's share of the cores it may run on (usable_cores() over the ranks on the machine, at
+// least 1): counting the machine's hardware threads instead would put a Slurm task of 4 CPUs on
+// a 64-core node, or each of 4 ranks on one machine, at 64 threads fighting over its few cores.
+std::int64_t compute_thread_count(std::int64_t configured, std::int64_t usable_cores,
+                                  std::int64_t ranks_on_machine);
+
 // The CPUs this process may run on: its affinity mask, which taskset, Slurm and container
 // cpusets narrow (std::thread::hardware_concurrency counts the machine's).
 std::int64_t usable_cores();

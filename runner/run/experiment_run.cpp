@@ -7,9 +7,9 @@
 #include <ctime>
 #include <iterator>
 #include <sstream>
-#include <thread>
 
 #include "config/config_error.hpp"
+#include "data/worker_count.hpp"
 #include "report/report.hpp"
 #include "run/interrupt.hpp"
 #include "run/plugin_record.hpp"
@@ -81,9 +81,8 @@ toml::table to_toml_table(const nlohmann::json& object) {
 
 }  // namespace
 
-std::int64_t apply_thread_count(std::int64_t threads) {
-  const std::int64_t count =
-      threads > 0 ? threads : std::max<std::int64_t>(1, std::thread::hardware_concurrency());
+std::int64_t apply_thread_count(std::int64_t threads, int ranks_on_machine) {
+  const std::int64_t count = compute_thread_count(threads, usable_cores(), ranks_on_machine);
   at::set_num_threads(static_cast<int>(count));
   return count;
 }
@@ -241,7 +240,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   if (writer) {
     try {
       check_fault_points(experiment);
-      threads = apply_thread_count(experiment.threads);
+      threads = apply_thread_count(experiment.threads, group ? group->ranks_on_machine() : 1);
       choose_run_dir(experiment, run_dir, resume, started, outcome);
       // Held until the run returns, every stage included: a second process (a --resume while
       // this one trains) is refused instead of writing the same files.
@@ -255,7 +254,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     if (group) send_rank_plan(*group, {RankPlan::Action::kRun, outcome.run_dir, resume, {}});
   } else {
     check_fault_points(experiment);
-    threads = apply_thread_count(experiment.threads);
+    threads = apply_thread_count(experiment.threads, group ? group->ranks_on_machine() : 1);
     const RankPlan plan = receive_rank_plan(*group);
     outcome.run_dir = plan.run_dir;
     if (plan.action == RankPlan::Action::kNothingToDo) {

@@ -21,8 +21,9 @@ struct RunOutcome {
   bool nothing_to_do = false;  // a rank other than 0: rank 0 found the run completed already
 };
 
-// threads = 0 means every core; returns the count set. LibTorch otherwise uses one thread here.
-std::int64_t apply_thread_count(std::int64_t threads);
+// Sets LibTorch's intra-op threads to compute_thread_count (0: this process's share of the cores
+// it may run on) and returns the count set. LibTorch otherwise uses one thread here.
+std::int64_t apply_thread_count(std::int64_t threads, int ranks_on_machine = 1);
 
 // <output>/<experiment>/<started as a UTC timestamp>, with -2, -3... when that exists already.
 // The caller keeps `started` for the report's started_at, so that the two always agree.

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -955,6 +957,31 @@ TEST_F(RunTest, FailedStageSkipsTheRest) {
   ASSERT_EQ(report["stages"].size(), 1u);
   EXPECT_EQ(report["stages"][0]["name"], "train");
   EXPECT_EQ(report["config"]["stages"].size(), 2u);
+}
+
+// A process pinned to one core (as taskset, Slurm's --cpus-per-task or a container's cpuset pin
+// it) trains with one thread for threads = 0, not with one per hardware thread of the machine.
+TEST_F(RunTest, ThreadsZeroIsTheCoresTheProcessMayRunOn) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  int first = 0;
+  while (!CPU_ISSET(first, &allowed)) ++first;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  // This thread's mask, which the exprun process started from it inherits.
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  test::TinyExperiment e;
+  e.output = results_;
+  e.threads = 0;
+  test::write_text(file_, e.toml());
+  const auto r = exprun({"run", file_.string()}, dir_.path());
+  sched_setaffinity(0, sizeof(allowed), &allowed);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const json report = read_report(single_subdirectory(results_ / "tiny"));
+  EXPECT_EQ(report["config"]["experiment"]["threads"], 0);
+  EXPECT_EQ(report["environment"]["threads"], 1);
 }
 
 TEST_F(RunTest, TakenRunIdGetsASuffix) {

@@ -38,6 +38,16 @@ TEST(AutoWorkerCount, RanksOnOneMachineShareItsCores) {
   EXPECT_EQ(auto_worker_count(cpu(16, 2, 0)), 8);  // an unknown count counts as 1
 }
 
+TEST(ComputeThreadCount, ZeroIsThisProcesssShareOfItsCores) {
+  EXPECT_EQ(compute_thread_count(3, 64, 1), 3);  // as configured, whatever the cores
+  EXPECT_EQ(compute_thread_count(8, 2, 4), 8);
+  EXPECT_EQ(compute_thread_count(0, 4, 1), 4);  // a Slurm task of 4 CPUs on a larger node
+  EXPECT_EQ(compute_thread_count(0, 16, 4), 4);
+  EXPECT_EQ(compute_thread_count(0, 6, 4), 1);
+  EXPECT_EQ(compute_thread_count(0, 2, 8), 1);    // at least 1
+  EXPECT_EQ(compute_thread_count(0, 16, 0), 16);  // an unknown rank count counts as 1
+}
+
 TEST(AutoWorkerCount, UsableCoresAreThisProcesssAffinity) {
   const std::int64_t cores = usable_cores();
   EXPECT_GE(cores, 1);
