@@ -130,6 +130,37 @@ EXPRUN_HOT_LOOP void scale_shift(const float* x, Index count, Index period, cons
   }
 }
 
+// As LibTorch's relu (clamp_min(0)): NaN and -0 pass through unchanged, so that a diverging
+// run still shows NaN and the bits equal batch norm followed by torch::relu.
+EXPRUN_INLINED inline float relu(float v) { return v < 0.f ? 0.f : v; }
+
+// y = relu(x * scale + shift), rounded after each operation as the unfused ops round.
+EXPRUN_HOT_LOOP void scale_shift_relu(const float* x, Index count, Index period, const float* scale,
+                                      const float* shift, float* y) {
+  for (Index start = 0; start < count; start += period) {
+    const Index n = std::min(period, count - start);
+    for (Index j = 0; j < n; ++j) y[start + j] = relu(x[start + j] * scale[j] + shift[j]);
+  }
+}
+
+// y = relu((x * scale + shift) + residual): a residual block's batch norm, sum and ReLU.
+EXPRUN_HOT_LOOP void scale_shift_add_relu(const float* x, const float* residual, Index count,
+                                          Index period, const float* scale, const float* shift,
+                                          float* y) {
+  for (Index start = 0; start < count; start += period) {
+    const Index n = std::min(period, count - start);
+    for (Index j = 0; j < n; ++j) {
+      const float normalised = x[start + j] * scale[j] + shift[j];
+      y[start + j] = relu(normalised + residual[start + j]);
+    }
+  }
+}
+
+// The ReLU's backward as ATen's threshold_backward(dy, y, 0): d = y <= 0 ? 0 : dy.
+EXPRUN_HOT_LOOP void relu_gradient(const float* dy, const float* y, Index count, float* d) {
+  for (Index i = 0; i < count; ++i) d[i] = y[i] <= 0.f ? 0.f : dy[i];
+}
+
 // dx = dy * a + (x - mean) * k + b.
 EXPRUN_HOT_LOOP void input_gradient(const float* dy, const float* x, Index count, Index period,
                                     const float* mean, const float* a, const float* k,
@@ -220,9 +251,14 @@ std::vector<double> as_doubles(const torch::Tensor& t) {
 
 class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
  public:
+  // `then` is a BatchNormThen; residual is used with kAddAndRelu alone, and is an empty
+  // tensor otherwise (LibTorch 1.13's custom functions take no undefined tensor inputs).
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor input, torch::Tensor weight,
                                torch::Tensor bias, torch::Tensor running_mean,
-                               torch::Tensor running_var, double momentum, double eps) {
+                               torch::Tensor running_var, torch::Tensor residual, double momentum,
+                               double eps, std::int64_t then) {
+    const bool add_residual = then == static_cast<std::int64_t>(BatchNormThen::kAddAndRelu);
+    const bool relu = then != static_cast<std::int64_t>(BatchNormThen::kNothing);
     const Index channels = input.size(1);
     const Index rows = input.numel() / channels;
     TORCH_CHECK(rows > 1, "Expected more than 1 value per channel when training, got input size ",
@@ -252,9 +288,17 @@ class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
     const auto shift_p = repeated_to_period(shift);
     auto output = torch::empty_like(input, torch::MemoryFormat::ChannelsLast);
     float* y = output.data_ptr<float>();
+    const float* r = add_residual ? residual.data_ptr<float>() : nullptr;
     for_each_span(rows, channels, [&](Index offset, Index count) {
-      scale_shift(x + offset, count, period, scale_p.data_ptr<float>(), shift_p.data_ptr<float>(),
-                  y + offset);
+      const float* sc = scale_p.data_ptr<float>();
+      const float* sh = shift_p.data_ptr<float>();
+      if (r) {
+        scale_shift_add_relu(x + offset, r + offset, count, period, sc, sh, y + offset);
+      } else if (relu) {
+        scale_shift_relu(x + offset, count, period, sc, sh, y + offset);
+      } else {
+        scale_shift(x + offset, count, period, sc, sh, y + offset);
+      }
     });
 
     // As ATen: the running variance is the unbiased batch variance.
@@ -266,7 +310,11 @@ class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
       rv[c] = static_cast<float>((1.0 - momentum) * rv[c] + momentum * var[c] * unbiased);
     }
 
-    ctx->save_for_backward({input, weight, double_tensor(mean), double_tensor(invstd)});
+    // The ReLU's backward needs its output, as torch::relu's does; saved as an output, so an
+    // in-place change of it before backward is an error rather than a wrong gradient.
+    ctx->save_for_backward({input, weight, double_tensor(mean), double_tensor(invstd),
+                            relu ? output : torch::Tensor()});
+    ctx->saved_data["residual"] = add_residual;
     return output;
   }
 
@@ -276,15 +324,27 @@ class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
     const auto w = as_doubles(saved[1]);
     const auto mean = as_doubles(saved[2]);
     const auto invstd = as_doubles(saved[3]);
-    variable_list out(7);
+    const auto& relu_output = saved[4];
+    variable_list out(9);
     if (!grads[0].defined()) return out;
-    const auto grad = grads[0].to(torch::kFloat).contiguous(torch::MemoryFormat::ChannelsLast);
+    auto grad = grads[0].to(torch::kFloat).contiguous(torch::MemoryFormat::ChannelsLast);
 
     const Index channels = input.size(1);
     const Index rows = input.numel() / channels;
     const float* x = input.data_ptr<float>();
-    const float* dy = grad.data_ptr<float>();
     const Index period = period_for(channels);
+    if (relu_output.defined()) {
+      // From here on, grad is the gradient behind the ReLU: that of the residual too.
+      auto behind_relu = torch::empty_like(input, torch::MemoryFormat::ChannelsLast);
+      const float* upstream = grad.data_ptr<float>();
+      const float* y = relu_output.data_ptr<float>();
+      float* d = behind_relu.data_ptr<float>();
+      for_each_span(rows, channels, [&](Index offset, Index count) {
+        relu_gradient(upstream + offset, y + offset, count, d + offset);
+      });
+      grad = behind_relu;
+    }
+    const float* dy = grad.data_ptr<float>();
     const auto [sum_dy, sum_dy_x] =
         sum_per_channel(rows, channels, [&](Index offset, Index count, double* g, double* gx) {
           add_gradient_sums(dy + offset, x + offset, count, period, g, gx);
@@ -314,6 +374,7 @@ class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
     out[0] = grad_input;
     out[1] = float_tensor(dw);
     out[2] = float_tensor(sum_dy);
+    if (ctx->saved_data["residual"].toBool()) out[5] = grad;
     return out;
   }
 };
@@ -335,7 +396,8 @@ bool uses_channels_last_kernel(const torch::Tensor& input) {
 torch::Tensor channels_last_batch_norm_train(const torch::Tensor& input,
                                              const torch::Tensor& weight, const torch::Tensor& bias,
                                              torch::Tensor running_mean, torch::Tensor running_var,
-                                             double momentum, double eps) {
+                                             double momentum, double eps, BatchNormThen then,
+                                             const torch::Tensor& residual) {
   TORCH_CHECK(uses_channels_last_kernel(input),
               "channels_last_batch_norm_train: expected a 4-D float CPU tensor in channels-last "
               "layout, got sizes ",
@@ -348,7 +410,19 @@ torch::Tensor channels_last_batch_norm_train(const torch::Tensor& input,
                 "channels_last_batch_norm_train: expected contiguous float CPU vectors of ",
                 channels, " values for weight, bias and running statistics");
   }
-  return BatchNormFunction::apply(input, weight, bias, running_mean, running_var, momentum, eps);
+  const bool add_residual = then == BatchNormThen::kAddAndRelu;
+  TORCH_CHECK(add_residual == residual.defined(),
+              "channels_last_batch_norm_train: a residual goes with BatchNormThen::kAddAndRelu, "
+              "and only with it");
+  if (add_residual) {
+    TORCH_CHECK(uses_channels_last_kernel(residual) && residual.sizes() == input.sizes(),
+                "channels_last_batch_norm_train: expected a residual of the input's sizes ",
+                input.sizes(), " in channels-last float CPU layout, got sizes ", residual.sizes(),
+                " strides ", residual.strides());
+  }
+  return BatchNormFunction::apply(input, weight, bias, running_mean, running_var,
+                                  add_residual ? residual : torch::empty({0}), momentum, eps,
+                                  static_cast<std::int64_t>(then));
 }
 
 ChannelsLastBatchNorm2dImpl::ChannelsLastBatchNorm2dImpl(const torch::nn::BatchNormOptions& o)
@@ -391,6 +465,21 @@ void ChannelsLastBatchNorm2dImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor ChannelsLastBatchNorm2dImpl::forward(const torch::Tensor& input) {
+  return forward_then(input, BatchNormThen::kNothing, {});
+}
+
+torch::Tensor ChannelsLastBatchNorm2dImpl::forward_relu(const torch::Tensor& input) {
+  return forward_then(input, BatchNormThen::kRelu, {});
+}
+
+torch::Tensor ChannelsLastBatchNorm2dImpl::forward_add_relu(const torch::Tensor& input,
+                                                            const torch::Tensor& residual) {
+  return forward_then(input, BatchNormThen::kAddAndRelu, residual);
+}
+
+torch::Tensor ChannelsLastBatchNorm2dImpl::forward_then(const torch::Tensor& input,
+                                                        BatchNormThen then,
+                                                        const torch::Tensor& residual) {
   TORCH_CHECK(input.dim() == 4, "BatchNorm2d: expected 4D input (got ", input.dim(), "D input)");
   // As BatchNormImplBase::forward: a training batch is counted, and without a momentum the
   // running statistics are the cumulative average.
@@ -402,13 +491,24 @@ torch::Tensor ChannelsLastBatchNorm2dImpl::forward(const torch::Tensor& input) {
     }
   }
   if (is_training() && options.affine() && options.track_running_stats() &&
-      uses_channels_last_kernel(input) && is_float_cpu_vector(weight, input.size(1))) {
+      uses_channels_last_kernel(input) && is_float_cpu_vector(weight, input.size(1)) &&
+      (then != BatchNormThen::kAddAndRelu ||
+       (uses_channels_last_kernel(residual) && residual.sizes() == input.sizes()))) {
     return channels_last_batch_norm_train(input, weight, bias, running_mean, running_var, factor,
-                                          options.eps());
+                                          options.eps(), then, residual);
   }
-  return torch::nn::functional::detail::batch_norm(input, running_mean, running_var, weight, bias,
-                                                   is_training() || !options.track_running_stats(),
-                                                   factor, options.eps());
+  auto out = torch::nn::functional::detail::batch_norm(
+      input, running_mean, running_var, weight, bias,
+      is_training() || !options.track_running_stats(), factor, options.eps());
+  switch (then) {
+    case BatchNormThen::kNothing:
+      return out;
+    case BatchNormThen::kRelu:
+      return torch::relu(out);
+    case BatchNormThen::kAddAndRelu:
+      return torch::relu(out + residual);
+  }
+  return out;
 }
 
 }  // namespace exprun::hrnet

@@ -16,15 +16,24 @@
 
 namespace exprun::hrnet {
 
+// What follows the batch norm in the same pass over memory. HRNet follows most of its batch
+// norms with a ReLU, and a residual block's last one with the sum and a ReLU; done as separate
+// ops, each reads and writes the whole activation again, in forward and in backward.
+enum class BatchNormThen { kNothing, kRelu, kAddAndRelu };
+
 // Training-mode batch norm of `input` (4-D, float, CPU, channels-last contiguous) with
 // autograd: batch statistics normalise it, and running_mean/running_var move `momentum` of the
 // way towards them (the variance unbiased), as torch::nn::functional::batch_norm does.
 // Statistics are summed in fixed blocks of rows, in order, so results do not depend on the
-// number of threads.
+// number of threads. `then`: the output is relu(bn(input)), or relu(bn(input) + residual)
+// (residual: the input's sizes and layout), with the same bits, forward and backward, as those
+// ops done one by one.
 torch::Tensor channels_last_batch_norm_train(const torch::Tensor& input,
                                              const torch::Tensor& weight, const torch::Tensor& bias,
                                              torch::Tensor running_mean, torch::Tensor running_var,
-                                             double momentum, double eps);
+                                             double momentum, double eps,
+                                             BatchNormThen then = BatchNormThen::kNothing,
+                                             const torch::Tensor& residual = {});
 
 // Whether the module below uses channels_last_batch_norm_train for `input` in training mode.
 bool uses_channels_last_kernel(const torch::Tensor& input);
@@ -40,9 +49,17 @@ class ChannelsLastBatchNorm2dImpl : public torch::nn::Cloneable<ChannelsLastBatc
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
   torch::Tensor forward(const torch::Tensor& input);
+  // torch::relu(forward(input)) and torch::relu(forward(input) + residual), in one pass where
+  // forward takes the kernel above.
+  torch::Tensor forward_relu(const torch::Tensor& input);
+  torch::Tensor forward_add_relu(const torch::Tensor& input, const torch::Tensor& residual);
 
   torch::nn::BatchNormOptions options;
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  torch::Tensor forward_then(const torch::Tensor& input, BatchNormThen then,
+                             const torch::Tensor& residual);
 };
 TORCH_MODULE(ChannelsLastBatchNorm2d);
 

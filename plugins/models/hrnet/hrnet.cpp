@@ -91,9 +91,8 @@ class BasicBlock : public Block {
     if (in != planes) downsample = register_module("downsample", projection(in, planes));
   }
   torch::Tensor forward(const torch::Tensor& x) override {
-    auto out = torch::relu(bn1(conv1(x)));
-    out = bn2(conv2(out));
-    return torch::relu(out + (downsample ? downsample->forward(x) : x));
+    auto out = bn1->forward_relu(conv1(x));
+    return bn2->forward_add_relu(conv2(out), downsample ? downsample->forward(x) : x);
   }
   nn::Conv2d conv1;
   BatchNorm bn1;
@@ -117,10 +116,9 @@ class Bottleneck : public Block {
     }
   }
   torch::Tensor forward(const torch::Tensor& x) override {
-    auto out = torch::relu(bn1(conv1(x)));
-    out = torch::relu(bn2(conv2(out)));
-    out = bn3(conv3(out));
-    return torch::relu(out + (downsample ? downsample->forward(x) : x));
+    auto out = bn1->forward_relu(conv1(x));
+    out = bn2->forward_relu(conv2(out));
+    return bn3->forward_add_relu(conv3(out), downsample ? downsample->forward(x) : x);
   }
   nn::Conv2d conv1;
   BatchNorm bn1;
@@ -420,8 +418,8 @@ class HRNet : public Model {
   // network's activations, and backward then holds one segment's at a time.
   torch::Tensor stem(const torch::Tensor& images, bool recompute) {
     auto convolutions = [this](const torch::Tensor& in) {
-      auto x = torch::relu(bn1(conv1(in)));
-      return torch::relu(bn2(conv2(x)));
+      auto x = bn1->forward_relu(conv1(in));
+      return bn2->forward_relu(conv2(x));
     };
     auto x = recompute ? checkpoint_segment(*stem_, convolutions, images) : convolutions(images);
     for (std::int64_t i = 0; i < stem_blocks_; ++i) {

@@ -3,8 +3,10 @@
 #include <exprun/sdk/sdk.hpp>
 #include "channels_last_batch_norm.hpp"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -465,6 +467,117 @@ TEST(ChannelsLastBatchNorm, GivesTheSameBitsWhateverTheNumberOfThreads) {
   EXPECT_TRUE(torch::equal(one.grad_input, three.grad_input));
   EXPECT_TRUE(torch::equal(one.grad_weight, three.grad_weight));
   EXPECT_TRUE(torch::equal(one.running_var, three.running_var));
+}
+
+// The batch norm followed by a ReLU, or by a residual's sum and a ReLU, in one pass
+// (fused = true) or as the kernel followed by LibTorch's own ops; grad_residual is undefined
+// without a residual.
+struct FusedResult {
+  BatchNormResult bn;
+  torch::Tensor grad_residual;
+};
+
+FusedResult batch_norm_then(const torch::Tensor& input, const torch::Tensor& residual,
+                            const torch::Tensor& grad, bool fused) {
+  using exprun::hrnet::BatchNormThen;
+  const auto channels = input.size(1);
+  torch::manual_seed(11);
+  auto x = channels_last(input).detach().requires_grad_();
+  auto r = residual.defined() ? channels_last(residual).detach().requires_grad_() : residual;
+  auto weight = (torch::rand({channels}) + 0.5).requires_grad_();
+  auto bias = torch::randn({channels}).requires_grad_();
+  auto running_mean = torch::randn({channels});
+  auto running_var = torch::rand({channels}) + 0.5;
+  torch::Tensor output;
+  if (fused) {
+    output = channels_last_batch_norm_train(
+        x, weight, bias, running_mean, running_var, 0.1, 1e-5,
+        r.defined() ? BatchNormThen::kAddAndRelu : BatchNormThen::kRelu, r);
+  } else {
+    output = channels_last_batch_norm_train(x, weight, bias, running_mean, running_var, 0.1, 1e-5);
+    output = torch::relu(r.defined() ? output + r : output);
+  }
+  output.backward(channels_last(grad));
+  return {{output.detach(), x.grad(), weight.grad(), bias.grad(), running_mean, running_var},
+          r.defined() ? r.grad() : torch::Tensor()};
+}
+
+bool same_bits(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.sizes() == b.sizes() && a.scalar_type() == b.scalar_type() &&
+         std::memcmp(a.contiguous().data_ptr(), b.contiguous().data_ptr(),
+                     a.numel() * a.element_size()) == 0;
+}
+
+TEST(ChannelsLastBatchNorm, FusedReluAndResidualGiveTheBitsOfTheSeparateOps) {
+  // Half the outputs negative, so the ReLU's mask matters in both directions; the gradient has
+  // a NaN-free mix of signs.
+  const std::vector<std::vector<std::int64_t>> shapes = {
+      {4, 18, 16, 16}, {2, 36, 9, 7}, {3, 5, 11, 13}, {1, 270, 33, 3}};
+  for (const auto& shape : shapes) {
+    torch::manual_seed(7);
+    const auto input = torch::randn(shape) * 2.0 + 1.0;
+    const auto residual = torch::randn(shape);
+    const auto grad = torch::randn(shape);
+    for (const bool with_residual : {false, true}) {
+      const auto r = with_residual ? residual : torch::Tensor();
+      const auto fused = batch_norm_then(input, r, grad, true);
+      const auto separate = batch_norm_then(input, r, grad, false);
+      const std::string where =
+          "shape " + torch::str(input.sizes()) + (with_residual ? ", residual" : "");
+      EXPECT_TRUE(fused.bn.output.is_contiguous(torch::MemoryFormat::ChannelsLast)) << where;
+      EXPECT_TRUE(same_bits(fused.bn.output, separate.bn.output)) << where;
+      EXPECT_TRUE(same_bits(fused.bn.grad_input, separate.bn.grad_input)) << where;
+      EXPECT_TRUE(same_bits(fused.bn.grad_weight, separate.bn.grad_weight)) << where;
+      EXPECT_TRUE(same_bits(fused.bn.grad_bias, separate.bn.grad_bias)) << where;
+      EXPECT_TRUE(same_bits(fused.bn.running_mean, separate.bn.running_mean)) << where;
+      EXPECT_TRUE(same_bits(fused.bn.running_var, separate.bn.running_var)) << where;
+      if (with_residual) {
+        EXPECT_TRUE(same_bits(fused.grad_residual, separate.grad_residual)) << where;
+      }
+      const auto zeros = (fused.bn.output == 0).to(torch::kDouble).mean().item<double>();
+      EXPECT_GT(zeros, 0.1) << where;
+      EXPECT_LT(zeros, 0.9) << where;
+    }
+  }
+}
+
+TEST(ChannelsLastBatchNorm, FusedReluLetsNanThroughAsTorchReluDoes) {
+  auto input = channels_last(torch::randn({2, 4, 3, 3}));
+  input[1][2][0][0] = std::numeric_limits<float>::quiet_NaN();
+  auto weight = torch::ones({4});
+  auto bias = torch::zeros({4});
+  auto mean = torch::zeros({4});
+  auto var = torch::ones({4});
+  const auto out = channels_last_batch_norm_train(input, weight, bias, mean, var, 0.1, 1e-5,
+                                                  exprun::hrnet::BatchNormThen::kRelu);
+  // Channel 2's statistics are NaN, so all its outputs are; the other channels are finite.
+  EXPECT_TRUE(torch::isnan(out.select(1, 2)).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(out.select(1, 1)).all().item<bool>());
+}
+
+TEST(ChannelsLastBatchNorm, FusedPathsRefuseAMismatchedResidual) {
+  using exprun::hrnet::BatchNormThen;
+  const auto input = channels_last(torch::randn({2, 4, 3, 3}));
+  auto weight = torch::ones({4});
+  auto bias = torch::zeros({4});
+  auto mean = torch::zeros({4});
+  auto var = torch::ones({4});
+  EXPECT_THROW(channels_last_batch_norm_train(input, weight, bias, mean, var, 0.1, 1e-5,
+                                              BatchNormThen::kAddAndRelu),
+               c10::Error);
+  EXPECT_THROW(channels_last_batch_norm_train(input, weight, bias, mean, var, 0.1, 1e-5,
+                                              BatchNormThen::kRelu, input),
+               c10::Error);
+  EXPECT_THROW(channels_last_batch_norm_train(input, weight, bias, mean, var, 0.1, 1e-5,
+                                              BatchNormThen::kAddAndRelu,
+                                              channels_last(torch::randn({2, 4, 3, 4}))),
+               c10::Error);
+  // The module falls back to the separate ops for a residual the kernel cannot take.
+  auto module = ChannelsLastBatchNorm2d(torch::nn::BatchNorm2dOptions(4));
+  const auto nchw_residual = torch::randn({2, 4, 3, 3});
+  const auto out = module->forward_add_relu(input, nchw_residual);
+  EXPECT_EQ(out.sizes(), input.sizes());
+  EXPECT_GE(out.min().item<float>(), 0.f);
 }
 
 TEST(ChannelsLastBatchNorm, TakesOnlyChannelsLastFloatCpuTensors) {
