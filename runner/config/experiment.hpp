@@ -76,6 +76,7 @@ struct OptimizerConfig {
   double momentum = 0.9;  // sgd only
   bool nesterov = false;  // sgd only
   std::vector<double> betas = {0.9, 0.999};
+  bool fused = true;  // adam, adamw: one pass over each parameter on CPU (train/fused_adam)
 };
 
 struct ScheduleConfig {

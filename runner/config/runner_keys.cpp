@@ -691,6 +691,17 @@ const KeyTable<OptimizerConfig>& optimizer_keys() {
               [](const O& o, Json& out) {
                 if (is_sgd(o)) out["nesterov"] = o.nesterov;
               }),
+          custom<O>(
+              bool_spec("fused", true,
+                        "adam and adamw: the step in one pass over each parameter (CPU)"),
+              "",
+              [](TableReader& r, O& o, const ReadContext&) {
+                if (is_sgd(o)) return reject_other_optimizers_key(r, o, "fused");
+                o.fused = r.bool_or("fused", true);
+              },
+              [](const O& o, Json& out) {
+                if (!is_sgd(o)) out["fused"] = o.fused;
+              }),
       });
   return table;
 }

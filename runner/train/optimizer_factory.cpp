@@ -2,21 +2,25 @@
 
 #include <cmath>
 
+#include "train/fused_adam.hpp"
+
 namespace exprun {
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& c,
                                                         std::vector<torch::Tensor> parameters) {
   if (c.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(parameters,
-                                                torch::optim::AdamOptions(c.lr)
-                                                    .betas({c.betas.at(0), c.betas.at(1)})
-                                                    .weight_decay(c.weight_decay));
+    auto options = torch::optim::AdamOptions(c.lr)
+                       .betas({c.betas.at(0), c.betas.at(1)})
+                       .weight_decay(c.weight_decay);
+    if (c.fused) return std::make_unique<FusedAdam>(parameters, options);
+    return std::make_unique<torch::optim::Adam>(parameters, options);
   }
   if (c.name == "adamw") {
-    return std::make_unique<torch::optim::AdamW>(parameters,
-                                                 torch::optim::AdamWOptions(c.lr)
-                                                     .betas({c.betas.at(0), c.betas.at(1)})
-                                                     .weight_decay(c.weight_decay));
+    auto options = torch::optim::AdamWOptions(c.lr)
+                       .betas({c.betas.at(0), c.betas.at(1)})
+                       .weight_decay(c.weight_decay);
+    if (c.fused) return std::make_unique<FusedAdamW>(parameters, options);
+    return std::make_unique<torch::optim::AdamW>(parameters, options);
   }
   if (c.name == "sgd") {
     return std::make_unique<torch::optim::SGD>(parameters, torch::optim::SGDOptions(c.lr)

@@ -428,8 +428,11 @@ void TinyRunTest::ConfigEchoesTheExperiment() {
                                {"micro_batch", 2},
                                {"strategies", {"gradient_accumulation"}},
                                {"gradient_accumulation", json::object()}}));
-  EXPECT_EQ(s["optimizer"],
-            (json{{"name", "adam"}, {"lr", 2e-3}, {"weight_decay", 0.0}, {"betas", {0.9, 0.999}}}));
+  EXPECT_EQ(s["optimizer"], (json{{"name", "adam"},
+                                  {"lr", 2e-3},
+                                  {"weight_decay", 0.0},
+                                  {"betas", {0.9, 0.999}},
+                                  {"fused", true}}));
   EXPECT_EQ(s["schedule"], (json{{"warmup_epochs", 0.0}, {"decay", "cosine"}, {"min_lr", 0.0}}));
 
   // Every parameter of every plugin has its resolved value, with the plugin's default where the

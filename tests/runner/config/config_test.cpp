@@ -269,6 +269,23 @@ TEST(ConfigLoad, AdamDefaultsDifferFromAdamw) {
   EXPECT_DOUBLE_EQ(w.stages[0].optimizer.weight_decay, 1e-2);  // adamw's own default
 }
 
+TEST(ConfigLoad, AdamAndAdamwStepFusedUnlessTurnedOff) {
+  const auto e = parse(with_stage_lines("finetune", "optimizer.fused = false\n"));
+  EXPECT_TRUE(e.stages[0].optimizer.fused);
+  EXPECT_FALSE(e.stages[1].optimizer.fused);
+  EXPECT_EQ(to_json(e)["stages"][1]["optimizer"]["fused"], false);
+}
+
+TEST(ConfigLoad, FusedWithSgdNamesWhoseKeyItIs) {
+  const std::string text = replaced(replaced(kBase, "name = \"adamw\"", "name = \"sgd\""),
+                                    "weight_decay = 0.05\n", "fused = true\n");
+  const std::string message = error_of(text);
+  EXPECT_NE(message.find("'fused' is a setting of adam and adamw, but optimizer.name is \"sgd\""),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find(at_line(line_of(text, "fused = true"))), std::string::npos) << message;
+}
+
 TEST(ConfigLoad, ResolvedJsonHoldsTheDefaults) {
   const auto json = to_json(parse(kBase));
   EXPECT_EQ(json["experiment"]["name"], "unit");

@@ -77,14 +77,13 @@ class AllocatorBase : public c10::Allocator {
 namespace detail {
 // A template, so that only the branch of the map's key type is compiled.
 template <typename States>
-void set_state_of(States& states, c10::TensorImpl* parameter,
-                  std::unique_ptr<torch::optim::OptimizerParamState> state) {
+typename States::key_type state_key(const States&, c10::TensorImpl* parameter) {
   if constexpr (std::is_same_v<typename States::key_type, std::string>) {
     std::ostringstream address;  // as 1.13's c10::guts::to_string prints it: "0x55d5c3f0a2b0"
     address << static_cast<const void*>(parameter);
-    states[address.str()] = std::move(state);
+    return address.str();
   } else {
-    states[parameter] = std::move(state);
+    return parameter;
   }
 }
 }  // namespace detail
@@ -93,7 +92,16 @@ void set_state_of(States& states, c10::TensorImpl* parameter,
 // TensorImpl: by its address printed as a string in 1.13, by the address itself in 2.x.
 inline void set_optimizer_state(torch::optim::Optimizer& optimizer, const at::Tensor& parameter,
                                 std::unique_ptr<torch::optim::OptimizerParamState> state) {
-  detail::set_state_of(optimizer.state(), parameter.unsafeGetTensorImpl(), std::move(state));
+  auto& states = optimizer.state();
+  states[detail::state_key(states, parameter.unsafeGetTensorImpl())] = std::move(state);
+}
+
+// The optimiser's state of one parameter; null before its first step.
+inline torch::optim::OptimizerParamState* optimizer_state(torch::optim::Optimizer& optimizer,
+                                                          const at::Tensor& parameter) {
+  auto& states = optimizer.state();
+  const auto found = states.find(detail::state_key(states, parameter.unsafeGetTensorImpl()));
+  return found == states.end() ? nullptr : found->second.get();
 }
 
 #if defined(EXPRUN_WITH_CUDA) && EXPRUN_WITH_CUDA
