@@ -9,6 +9,7 @@
 #include "data/batch_loader.hpp"
 #include "train/stage_builder.hpp"
 #include "train/step_measurement.hpp"
+#include "util/one_library_thread.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -38,6 +39,8 @@ DataPhases measure_phases(const SamplePipeline& pipeline, const sdk::Dataset& tr
   PrepareTimes times;
   double collate_seconds = 0, pixels = 0;
   std::vector<PreparedSample> batch;
+  // As the loader prepares samples: one LibTorch thread, so "on one thread" is what it says.
+  const OneLibraryThread one_thread;
   for (std::size_t n = 0; n < order.size(); ++n) {
     batch.push_back(pipeline.prepare(train, order[n], true, mix_seed(kSeed, order[n]), &times));
     pixels +=

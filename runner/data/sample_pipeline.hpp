@@ -49,6 +49,9 @@ struct PipelineSpec {
   AugmentConfig augment;
   // data.worker_priority = "idle": a BatchLoader's worker threads run at SCHED_IDLE.
   bool idle_workers = false;
+  // With no workers: the threads that prepare a batch's samples, between steps (the step's own
+  // `threads`, idle then).
+  std::int64_t between_steps_threads = 1;
 };
 
 // Where prepare's time goes, added to by each call that is given one (`exprun bench --data`).

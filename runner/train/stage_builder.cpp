@@ -187,6 +187,7 @@ BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,
   spec.sigma = stage.data.sigma;
   spec.augment = stage.data.augment;
   spec.idle_workers = stage.data.worker_priority == "idle";
+  spec.between_steps_threads = at::get_num_threads();
   try {
     out.pipeline = std::make_unique<SamplePipeline>(spec);
   } catch (const std::exception& e) {

@@ -42,9 +42,11 @@ struct Epoch {
 };
 
 Epoch run_epoch(std::size_t workers, std::uint64_t seed, std::size_t count = 11,
-                std::int64_t batch = 4) {
+                std::int64_t batch = 4, std::int64_t between_steps_threads = 1) {
   auto data = std::make_shared<test::FakeDataset>(count, 200, 250);
-  const SamplePipeline pipeline(spec());
+  PipelineSpec s = spec();
+  s.between_steps_threads = between_steps_threads;
+  const SamplePipeline pipeline(s);
   BatchLoader loader(data, pipeline, shuffled_order(count, seed), batch,
                      static_cast<std::int64_t>(workers), true, seed);
   Epoch out;
@@ -121,6 +123,15 @@ TEST(BatchLoader, SameBatchesWhateverTheWorkerCount) {
           << workers << " workers, batch " << b;
     }
   }
+  for (std::int64_t threads : {2, 3, 8}) {
+    const Epoch fanned = run_epoch(0, 1234, 11, 4, threads);
+    ASSERT_EQ(fanned.ids, serial.ids) << threads << " threads between steps";
+    for (std::size_t b = 0; b < serial.images.size(); ++b) {
+      EXPECT_TRUE(torch::equal(fanned.images[b], serial.images[b])) << threads << ", batch " << b;
+      EXPECT_TRUE(torch::equal(fanned.heatmaps[b], serial.heatmaps[b]))
+          << threads << ", batch " << b;
+    }
+  }
 }
 
 TEST(BatchLoader, SeedChangesOrderAndAugmentation) {
@@ -146,6 +157,32 @@ TEST(BatchLoader, WorkerErrorNamesTheSample) {
       FAIL() << "expected an error from sample 5";
     } catch (const std::runtime_error& e) {
       EXPECT_EQ(std::string(e.what()), "dataset sample #5: cannot read film") << workers;
+    }
+  }
+}
+
+TEST(BatchLoader, ErrorBetweenStepsNamesTheSampleAndTheLoaderStaysUsable) {
+  // Samples 5 and 6 both fail; with three threads either may fail first, the lower is named.
+  class TwoBadFilms : public test::FakeDataset {
+   public:
+    using FakeDataset::FakeDataset;
+    sdk::Sample get(std::size_t index) const override {
+      if (index == 6) throw std::runtime_error("cannot read film");
+      return FakeDataset::get(index);
+    }
+  };
+  auto data = std::make_shared<TwoBadFilms>(8, 200, 250, 5);
+  PipelineSpec s = spec();
+  s.between_steps_threads = 3;
+  const SamplePipeline pipeline(s);
+  BatchLoader loader(data, pipeline, iota(8), 4, 0, false, 1);
+  ASSERT_EQ(loader.next()->size(), 4);  // samples 0-3
+  for (int call = 0; call < 2; ++call) {
+    try {
+      loader.next();  // samples 4-7
+      FAIL() << "expected an error from sample 5";
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()), "dataset sample #5: cannot read film") << call;
     }
   }
 }
@@ -232,7 +269,8 @@ TEST(BatchLoader, GivenBatchesWithAnEmptyOne) {
   EXPECT_FALSE(loader.next().has_value());
 }
 
-// A FakeDataset that records the scheduling policy of each thread that reads a sample.
+// A FakeDataset that records the scheduling policy, the thread and LibTorch's thread count of
+// each call that reads a sample.
 class PolicyRecordingDataset : public test::FakeDataset {
  public:
   using FakeDataset::FakeDataset;
@@ -241,6 +279,7 @@ class PolicyRecordingDataset : public test::FakeDataset {
       std::lock_guard<std::mutex> lock(mutex_);
       policies_.push_back(sched_getscheduler(0));
       threads_.insert(std::this_thread::get_id());
+      library_threads_.insert(at::get_num_threads());
     }
     return FakeDataset::get(index);
   }
@@ -252,11 +291,16 @@ class PolicyRecordingDataset : public test::FakeDataset {
     std::lock_guard<std::mutex> lock(mutex_);
     return threads_.size();
   }
+  std::set<int> library_threads() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return library_threads_;
+  }
 
  private:
   mutable std::mutex mutex_;
   mutable std::vector<int> policies_;
   mutable std::set<std::thread::id> threads_;
+  mutable std::set<int> library_threads_;
 };
 
 std::vector<int> policies_seen(bool idle_workers, std::int64_t workers) {
@@ -292,6 +336,44 @@ TEST(BatchLoaderWorkers, AreTheSameThreadsForEveryBatch) {
     EXPECT_EQ(batches, 10u);
     EXPECT_EQ(data->thread_count(), static_cast<std::size_t>(workers));
   }
+}
+
+// No workers: a batch's samples are shared among `between_steps_threads` threads, the
+// calling one included, and come back in order.
+TEST(BatchLoaderBetweenSteps, SharesABatchAmongThreads) {
+  auto data = std::make_shared<PolicyRecordingDataset>(40, 100, 120);
+  PipelineSpec s = spec();
+  s.between_steps_threads = 2;
+  const SamplePipeline pipeline(s);
+  BatchLoader loader(data, pipeline, iota(40), 20, 0, true, 1);
+  std::vector<std::string> ids;
+  while (auto batch = loader.next())
+    for (const auto& m : batch->meta) ids.push_back(m.id);
+  std::vector<std::string> expected;
+  for (std::size_t i = 0; i < 40; ++i) expected.push_back(data->get(i).id);
+  EXPECT_EQ(ids, expected);
+  EXPECT_GE(data->thread_count(), 1u);
+  EXPECT_LE(data->thread_count(), 3u);  // this thread and at most two of LibTorch's pool
+}
+
+// However a sample is prepared, the dataset reads it with one LibTorch thread: threads outside
+// the step must not start OpenMP teams of their own on the step's cores.
+TEST(BatchLoaderBetweenSteps, DatasetsReadWithOneLibraryThreadEverywhere) {
+  const int own = at::get_num_threads();
+  at::set_num_threads(2);
+  for (const auto& [workers, between] :
+       {std::pair<std::int64_t, std::int64_t>{0, 1}, {0, 2}, {2, 1}}) {
+    auto data = std::make_shared<PolicyRecordingDataset>(8, 100, 120);
+    PipelineSpec s = spec();
+    s.between_steps_threads = between;
+    const SamplePipeline pipeline(s);
+    BatchLoader loader(data, pipeline, iota(8), 4, workers, true, 1);
+    while (loader.next()) {
+    }
+    EXPECT_EQ(data->library_threads(), std::set<int>{1}) << workers << " workers, " << between;
+  }
+  EXPECT_EQ(at::get_num_threads(), 2);
+  at::set_num_threads(own);
 }
 
 }  // namespace

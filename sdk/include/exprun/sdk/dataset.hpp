@@ -46,7 +46,8 @@ class Dataset {
   using PluginInterface = Dataset;  // its kind: PluginKindTraits<Dataset>
   virtual ~Dataset() = default;
   virtual std::size_t size() const = 0;
-  // Must be safe to call from several threads at once: the pipeline's workers do.
+  // Must be safe to call from several threads at once: the pipeline's workers do. Each call
+  // runs with one LibTorch thread on its calling thread.
   virtual Sample get(std::size_t index) const = 0;
   virtual std::vector<LandmarkInfo> landmarks() const = 0;
   // Files a reader skipped and why, for `exprun data`; empty when nothing was skipped.
