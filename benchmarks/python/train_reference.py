@@ -183,7 +183,8 @@ class HRNet(nn.Module):
 
 def adaptive_wing(pred, target, weights, alpha=2.1, omega=14.0, epsilon=1.0, theta=0.5,
                   use_loss_map=False, map_weight=10.0, map_threshold=0.2):
-    """exprun's losses/adaptive_wing, op for op (its defaults), so the step times the same work."""
+    """exprun's losses/adaptive_wing with fused = false, op for op (its defaults): the same
+    arithmetic as exprun's default fused loop, as a PyTorch user would write it."""
     pred, y = pred.float(), target.float()  # as exprun: pow/log in half precision lose small errors
     delta = (y - pred).abs()
     exponent = alpha - y

@@ -46,15 +46,23 @@ bool is_declared_default(const KeyInfo& key, const std::string& path, const nloh
   return true;
 }
 
+// A plugin parameter the recorded configuration lacks, at the default the plugin now declares:
+// the plugin gained it since, and runs before had what its default does.
+bool is_added_plugin_default(const nlohmann::json& change, const nlohmann::json& plugin_defaults) {
+  if (change["op"] != "add") return false;
+  const nlohmann::json::json_pointer at(change["path"].get<std::string>());
+  return plugin_defaults.contains(at) && plugin_defaults.at(at) == change["value"];
+}
+
 // Whether one difference found by json::diff leaves the training as it was.
-bool is_harmless(const nlohmann::json& change) {
+bool is_harmless(const nlohmann::json& change, const nlohmann::json& plugin_defaults) {
   const std::vector<std::string> tokens = pointer_tokens(change["path"].get<std::string>());
   std::string table_path;
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     const TableInfo* table = find_stage_table(table_path);
     const KeyInfo* key = table ? table->find(tokens[i]) : nullptr;
     // Not a runner key (a plugin parameter, a strategy's table): compared as written.
-    if (!key) return false;
+    if (!key) return is_added_plugin_default(change, plugin_defaults);
     const std::string path = sub_path(table_path, tokens[i]);
     const bool last = i + 1 == tokens.size();
     if (!last && find_stage_table(path)) {
@@ -71,10 +79,11 @@ bool is_harmless(const nlohmann::json& change) {
 }  // namespace
 
 std::vector<std::string> resume_config_differences(const nlohmann::json& written,
-                                                   const nlohmann::json& current) {
+                                                   const nlohmann::json& current,
+                                                   const nlohmann::json& plugin_defaults) {
   std::vector<std::string> paths;
   for (const auto& change : nlohmann::json::diff(written, current))
-    if (!is_harmless(change)) paths.push_back(change["path"].get<std::string>());
+    if (!is_harmless(change, plugin_defaults)) paths.push_back(change["path"].get<std::string>());
   return paths;
 }
 

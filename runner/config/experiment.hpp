@@ -18,7 +18,10 @@ struct PluginChoice {
   sdk::PluginKind kind = sdk::PluginKind::Dataset;
   std::string name;    // "adaptive_wing"
   sdk::Params params;  // resolved against the plugin's schema
-  std::string where;   // "q.toml:14:8" of the table, for errors found later (at build time)
+  // The schema's default of each parameter that declares one: a run recorded before the plugin
+  // declared a parameter resumes when that parameter is at its default (config/config_compat).
+  std::map<std::string, sdk::ParamValue> defaults;
+  std::string where;  // "q.toml:14:8" of the table, for errors found later (at build time)
   std::string key_path;
 };
 
@@ -154,6 +157,9 @@ struct Experiment {
 nlohmann::json to_json(const sdk::ParamValue& value);
 nlohmann::json to_json(const PluginChoice& choice);
 nlohmann::json to_json(const StageConfig& stage);
+// to_json(stage) with every plugin's parameters at their declared defaults, those without one
+// left out: where a recorded configuration lacking a parameter can look up its default.
+nlohmann::json plugin_defaults_json(StageConfig stage);
 // The resolved configuration: what the run actually used, defaults included.
 nlohmann::json to_json(const Experiment& experiment);
 

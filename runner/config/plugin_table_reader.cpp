@@ -99,6 +99,14 @@ sdk::Params read_plugin_params(TableReader& reader, const sdk::ParamSchema& sche
   }
 }
 
+std::map<std::string, sdk::ParamValue> declared_defaults(const sdk::ParamSchema& schema) {
+  std::map<std::string, sdk::ParamValue> defaults;
+  for (const auto& spec : schema.specs()) {
+    if (spec.default_value) defaults.emplace(spec.name, *spec.default_value);
+  }
+  return defaults;
+}
+
 PluginChoice read_plugin_table(TableReader& reader, sdk::PluginKind kind,
                                const SchemaSource& plugins,
                                const std::vector<std::string>& runner_keys) {
@@ -120,6 +128,7 @@ PluginChoice read_plugin_table(TableReader& reader, sdk::PluginKind kind,
   }
   const std::string full_name = std::string(sdk::kind_folder(kind)) + "/" + choice.name;
   choice.params = read_plugin_params(reader, schema, full_name, runner_keys);
+  choice.defaults = declared_defaults(schema);
   return choice;
 }
 

@@ -5,6 +5,7 @@
 #include <exprun/sdk/params.hpp>
 #include <exprun/sdk/plugin_kind.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ namespace exprun {
 sdk::Params read_plugin_params(TableReader& reader, const sdk::ParamSchema& schema,
                                const std::string& full_name,
                                const std::vector<std::string>& runner_keys);
+
+// The default of each parameter of `schema` that declares one.
+std::map<std::string, sdk::ParamValue> declared_defaults(const sdk::ParamSchema& schema);
 
 // `plugin` (required) and the plugin's parameters.
 PluginChoice read_plugin_table(TableReader& reader, sdk::PluginKind kind,

@@ -166,6 +166,7 @@ void resolve_strategies(TableReader& r, MemoryConfig& out, const ReadContext& co
     TableReader params(r.table(name));
     choice.where = describe_source(params.layered().where());
     choice.params = read_plugin_params(params, schema, "memory/" + name, {});
+    choice.defaults = declared_defaults(schema);
   }
 }
 

@@ -114,8 +114,8 @@ nlohmann::json read_run_to_resume(const fs::path& run_dir, const Experiment& exp
   }
   if (same_stage_count) {
     for (std::size_t i = 0; i < now["stages"].size(); ++i) {
-      const std::vector<std::string> differing =
-          resume_config_differences(before["stages"][i], now["stages"][i]);
+      const std::vector<std::string> differing = resume_config_differences(
+          before["stages"][i], now["stages"][i], plugin_defaults_json(experiment.stages[i]));
       for (const auto& change : nlohmann::json::diff(before["stages"][i], now["stages"][i])) {
         const std::string path = change["path"].get<std::string>();
         if (std::find(differing.begin(), differing.end(), path) == differing.end()) continue;

@@ -66,7 +66,8 @@ TrainingState StageTrainer::training_state() {
 
 CheckpointInfo StageTrainer::resume_from(const fs::path& checkpoint) {
   const CheckpointInfo info = load_training_state(checkpoint, training_state());
-  const std::vector<std::string> changed = resume_config_differences(info.config, to_json(config_));
+  const std::vector<std::string> changed =
+      resume_config_differences(info.config, to_json(config_), plugin_defaults_json(config_));
   if (info.experiment != experiment_.name || info.stage != config_.name || !changed.empty()) {
     std::string what = "stage \"" + info.stage + "\" of experiment \"" + info.experiment + "\"";
     if (info.stage == config_.name && info.experiment == experiment_.name) {

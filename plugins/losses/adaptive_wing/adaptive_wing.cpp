@@ -3,6 +3,8 @@
 // background, so that the many zero pixels do not drown the few that locate a landmark.
 #include <exprun/sdk/sdk.hpp>
 
+#include "fused_pixel_loss.hpp"
+
 namespace {
 
 using namespace exprun::sdk;
@@ -29,7 +31,10 @@ class AdaptiveWingLoss : public Loss {
         .add_float("loss_map_threshold", 0.2,
                    "target value above which (strictly) a pixel is foreground, before dilation")
         .min(0.0)
-        .max(1.0);
+        .max(1.0)
+        .add_bool("fused", true,
+                  "on a CPU, each pixel's loss and gradient in one pass instead of LibTorch's "
+                  "tensor operations (equal to float rounding)");
   }
 
   AdaptiveWingLoss(const Params& p, const LossContext&)
@@ -39,7 +44,8 @@ class AdaptiveWingLoss : public Loss {
         theta_(p.get_float("theta")),
         use_loss_map_(p.get_bool("use_loss_map")),
         loss_map_weight_(p.get_float("loss_map_weight")),
-        loss_map_threshold_(p.get_float("loss_map_threshold")) {
+        loss_map_threshold_(p.get_float("loss_map_threshold")),
+        fused_(p.get_bool("fused")) {
     if (alpha_ <= 1.0) {
       // alpha - y must stay above 1 for y in [0, 1] or A below loses its meaning.
       throw ParamError("alpha must be greater than 1 (alpha - target is the exponent)");
@@ -51,6 +57,21 @@ class AdaptiveWingLoss : public Loss {
     // float32 even under autocast: pow/log of half precision loses the small errors.
     auto pred = predicted.to(torch::kFloat);
     auto y = target.to(torch::kFloat);
+    auto pixel_loss =
+        fused_ && exprun::adaptive_wing::can_fuse(pred, y)
+            ? exprun::adaptive_wing::fused_pixel_loss(pred, y, {alpha_, omega_, epsilon_, theta_})
+            : pixel_loss_by_tensor_operations(pred, y);
+    if (use_loss_map_) pixel_loss = pixel_loss * loss_map(y);
+
+    auto per_map = pixel_loss.mean({2, 3});  // N x K
+    auto weighted = per_map * landmark_weights.to(torch::kFloat).view({1, -1});
+    return weighted.sum(1).div(landmark_weights.sum()).mean();
+  }
+
+ private:
+  // The formula as LibTorch's tensor operations: on a GPU, and with fused = false.
+  torch::Tensor pixel_loss_by_tensor_operations(const torch::Tensor& pred,
+                                                const torch::Tensor& y) const {
     auto delta = (y - pred).abs();
     auto exponent = alpha_ - y;
     const double ratio = theta_ / epsilon_;
@@ -60,15 +81,9 @@ class AdaptiveWingLoss : public Loss {
     auto c = theta_ * a - omega_ * torch::log1p(ratio_pow);
     auto near = omega_ * torch::log1p(torch::pow(delta / epsilon_, exponent));
     auto far = a * delta - c;
-    auto pixel_loss = torch::where(delta < theta_, near, far);
-    if (use_loss_map_) pixel_loss = pixel_loss * loss_map(y);
-
-    auto per_map = pixel_loss.mean({2, 3});  // N x K
-    auto weighted = per_map * landmark_weights.to(torch::kFloat).view({1, -1});
-    return weighted.sum(1).div(landmark_weights.sum()).mean();
+    return torch::where(delta < theta_, near, far);
   }
 
- private:
   // 1 + W on a 3x3 dilation of the foreground, 1 elsewhere (the paper's weighted loss map).
   // Foreground is strictly above the threshold, as in the authors' code (grey dilation of the
   // target, then `> 0.2`; thresholding first and dilating the mask is the same map).
@@ -86,6 +101,7 @@ class AdaptiveWingLoss : public Loss {
   double alpha_, omega_, epsilon_, theta_;
   bool use_loss_map_;
   double loss_map_weight_, loss_map_threshold_;
+  bool fused_;
 };
 
 }  // namespace
