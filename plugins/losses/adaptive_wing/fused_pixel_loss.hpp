@@ -3,7 +3,7 @@
 //
 // Written as tensor operations the loss is about fifteen passes forward and twenty backward
 // over N x K x H x W floats, four of them pow with a tensor exponent (alpha - target), the
-// slowest elementwise operation LibTorch has: about 7% of the quickstart's training step on a
+// slowest elementwise operation LibTorch has: about 5% of the quickstart's training step on a
 // CPU (docs/benchmarks.md#fused-adaptive-wing). LibTorch has no kernel for this loss, and no
 // composition of its kernels avoids the passes, hence a loop of our own.
 #pragma once
