@@ -50,8 +50,11 @@ struct DataBenchResult {
   std::int64_t configured_workers = 0;  // data.workers
   double mean_megapixels = 0;           // of the decoded films
   DataPhases phases;                    // decoding every film
-  // The cache: measured when data.cache is on and the dataset reads files; else why not.
+  // The cache (or memo): measured when data.cache is on; else why not.
   bool cache_measured = false;
+  // What "cache warm" measured: "files" (the decoded-film cache on disk) or "memory" (the film
+  // memo of a dataset that makes its images); empty when not measured.
+  std::string cache_kind;
   std::string cache_note;
   DataPhases cached_phases;  // with the cache warm
   std::vector<WorkerRate> rates;

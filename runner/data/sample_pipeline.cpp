@@ -78,9 +78,10 @@ SamplePipeline::SamplePipeline(PipelineSpec spec) : spec_(std::move(spec)) {
   }
 }
 
-void SamplePipeline::use_cache(FilmCache* cache, std::string reader) {
+void SamplePipeline::use_cache(FilmCache* cache, std::string reader, std::int64_t max_memo_bytes) {
   cache_ = cache;
   reader_ = std::move(reader);
+  memo_ = cache ? std::make_shared<FilmMemo>(max_memo_bytes) : nullptr;
 }
 
 void SamplePipeline::check(const sdk::Sample& sample) const {
@@ -146,11 +147,21 @@ PreparedSample SamplePipeline::prepare(const sdk::Sample& sample, bool augment,
   using Clock = std::chrono::steady_clock;
   const auto started = Clock::now();
   check(sample);
-  const InputFilm film = to_input_size(sample.image);
-  if (times) {
-    times->resize_augment_seconds += std::chrono::duration<double>(Clock::now() - started).count();
+  const std::optional<ImageKey> key = memo_ ? FilmMemo::key_of(sample.image) : std::nullopt;
+  std::optional<InputFilm> film = key ? memo_->find(*key) : std::nullopt;
+  const bool kept = film.has_value();
+  const auto looked_up = Clock::now();
+  if (!kept) {
+    film = to_input_size(sample.image);
+    if (key) memo_->store(*key, *film);
   }
-  return finish(sample, film, augment, rng_seed, times);
+  if (times) {
+    times->read_decode_seconds += std::chrono::duration<double>(looked_up - started).count();
+    times->resize_augment_seconds +=
+        std::chrono::duration<double>(Clock::now() - looked_up).count();
+    if (key) ++(kept ? times->cache_hits : times->cache_misses);
+  }
+  return finish(sample, *film, augment, rng_seed, times);
 }
 
 PreparedSample SamplePipeline::finish(const sdk::Sample& sample, const InputFilm& film,

@@ -13,6 +13,7 @@
 #include "config/experiment.hpp"
 #include "data/affine.hpp"
 #include "data/film_cache.hpp"
+#include "data/film_memo.hpp"
 
 namespace exprun {
 
@@ -56,7 +57,7 @@ struct PipelineSpec {
 
 // Where prepare's time goes, added to by each call that is given one (`exprun bench --data`).
 struct PrepareTimes {
-  double read_decode_seconds = 0;     // Dataset::get, or the film read from the cache
+  double read_decode_seconds = 0;     // Dataset::get, or the film read from the cache or memo
   double resize_augment_seconds = 0;  // to the input size, warp, photometric changes, to a tensor
   double target_seconds = 0;          // landmarks mapped, Gaussian heatmaps drawn
   std::int64_t cache_hits = 0;
@@ -68,12 +69,18 @@ class SamplePipeline {
   explicit SamplePipeline(PipelineSpec spec);
 
   // Films of datasets that read image files go through `cache` from now on, keyed by `reader`
-  // (the dataset plugin's name) too; null turns the cache off.
-  void use_cache(FilmCache* cache, std::string reader);
+  // (the dataset plugin's name) too, and films of images a dataset makes are kept in a memo of
+  // this pipeline's own (FilmMemo, at most max_memo_bytes). Null turns both off; a copy of the
+  // pipeline shares the memo.
+  void use_cache(FilmCache* cache, std::string reader,
+                 std::int64_t max_memo_bytes = default_film_memo_bytes());
   bool uses_cache() const { return cache_ != nullptr; }
+  // Null when the cache is off.
+  const FilmMemo* memo() const { return memo_.get(); }
 
   // Sample `index` of `dataset`, its film from the cache when the dataset names the file and
-  // the cache is on (decoded and stored there when missing), else from Dataset::get.
+  // the cache is on (decoded and stored there when missing), else from Dataset::get (and then
+  // from the memo when it holds the film of that image).
   PreparedSample prepare(const sdk::Dataset& dataset, std::size_t index, bool augment,
                          std::uint64_t rng_seed, PrepareTimes* times = nullptr) const;
   // rng_seed fixes the augmentation of this sample, so batches do not depend on which worker
@@ -99,6 +106,7 @@ class SamplePipeline {
   PipelineSpec spec_;
   FilmCache* cache_ = nullptr;
   std::string reader_;
+  std::shared_ptr<FilmMemo> memo_;
 };
 
 // Mixes several numbers into one well-spread seed (SplitMix64 finaliser).

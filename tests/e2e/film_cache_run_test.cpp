@@ -1,6 +1,7 @@
 // The decoded-film cache through real runs on a synthetic Aariz tree: a run with data.cache =
 // false, one that fills the cache and one that reads it end with the same losses and metrics
-// to the bit, and the cache holds one film per image read (docs/experiment-file.md, data.cache).
+// to the bit, and the cache holds one film per image read (docs/experiment-file.md, data.cache);
+// so do runs on generated images with and without the film memo.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -14,7 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string experiment(const fs::path& tree) {
+// The test's experiment with `data`, the lines of its [defaults.data] table.
+std::string experiment_with(const std::string& data) {
   return R"(# exprun test: the film cache
 [experiment]
 name = "cached"
@@ -25,11 +27,8 @@ threads = 1
 device = "cpu"
 
 [defaults.data]
-plugin = "aariz"
-root = )" +
-         test::toml_quote(tree.string()) +
-         R"(
-image_size = [64, 80]
+)" + data +
+         R"(image_size = [64, 80]
 sigma = 1.5
 workers = 2
 augment = { clahe = 0.5, gamma = 0.2 }
@@ -56,6 +55,10 @@ lr = 2e-3
 name = "train"
 epochs = 2
 )";
+}
+
+std::string experiment(const fs::path& tree) {
+  return experiment_with("plugin = \"aariz\"\nroot = " + test::toml_quote(tree.string()) + "\n");
 }
 
 std::size_t films_in(const fs::path& dir) {
@@ -120,6 +123,23 @@ TEST_F(FilmCacheRun, MetricsAreTheSameToTheBitWithoutTheCacheColdAndWarm) {
   // Another input size is another film.
   run("wider", {"--set", "data.image_size=[80,96]"});
   EXPECT_EQ(films_in(cache_ / "films"), 16u);
+}
+
+// A dataset that makes its images (synthetic_ceph) has no files: its films are kept in memory
+// instead (the film memo), and again the metrics are those of a run without it, to the bit.
+TEST_F(FilmCacheRun, FilmMemoOfMadeImagesChangesNoBit) {
+  test::write_text(file_, experiment_with("plugin = \"synthetic_ceph\"\ntrain_count = 6\n"
+                                          "valid_count = 2\n"));
+  const json off = run("made-off", {"--set", "data.cache=false"});
+  const json on = run("made-on", {});
+  EXPECT_EQ(films_in(cache_), 0u);  // nothing on disk: the memo is in memory
+  for (const auto* key : {"best", "final", "mean_shape_baseline", "best_epoch"})
+    EXPECT_EQ(on[key], off[key]) << key;
+  ASSERT_EQ(off["history"].size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e) {
+    for (const auto* key : {"train_loss", "val_mre_mm", "val_sd_mm", "val_sdr"})
+      EXPECT_EQ(on["history"][e][key], off["history"][e][key]) << key << ", epoch " << e + 1;
+  }
 }
 
 }  // namespace

@@ -31,15 +31,20 @@ torch::Tensor full_maps(const torch::Tensor& landmarks, std::int64_t h, std::int
   return (maps * valid.view({-1, 1, 1}).to(torch::kFloat64)).to(torch::kFloat32);
 }
 
-// encode_heatmaps computes each Gaussian in a window around its landmark only; the maps are the
-// definition's to the bit, for landmarks inside, on the edge of, and outside the map, and missing.
+// encode_heatmaps computes each Gaussian in a window around its landmark only (along an axis
+// shorter than the window, over the whole axis); the maps are the definition's to the bit, for
+// landmarks inside, on the edge of, and outside the map, and missing.
 TEST(Heatmap, WindowedMapsEqualTheDefinitionToTheBit) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   torch::manual_seed(5);
   for (const auto& [h, w, sigma] : {std::tuple<std::int64_t, std::int64_t, double>{192, 192, 2.0},
                                     {80, 64, 1.5},
                                     {64, 48, 2.0},
-                                    {200, 120, 3.3}}) {
+                                    {200, 120, 3.3},
+                                    {40, 32, 1.5},
+                                    {100, 24, 2.0},
+                                    {24, 100, 2.0},
+                                    {7, 9, 0.7}}) {
     auto random = torch::rand({29, 2}, torch::kFloat64) *
                   torch::tensor({static_cast<double>(w), static_cast<double>(h)}, torch::kFloat64);
     auto landmarks =
