@@ -36,8 +36,13 @@ StageConfig runner_config(const StageConfig& stage) {
   return config;
 }
 
-double measure_runner(const Experiment& experiment, std::size_t index, const Registry& registry,
-                      const fs::path& scratch) {
+struct RunnerEpoch {
+  double images_per_second = 0;
+  double data_wait_share = 0;
+};
+
+RunnerEpoch measure_runner(const Experiment& experiment, std::size_t index,
+                           const Registry& registry, const fs::path& scratch) {
   Experiment copy = experiment;
   copy.stages[index] = runner_config(experiment.stages[index]);
   const StageConfig& config = copy.stages[index];
@@ -48,7 +53,8 @@ double measure_runner(const Experiment& experiment, std::size_t index, const Reg
   const auto& history = trainer.progress().history;
   if (history.size() < 2) throw std::logic_error("the runner's stage ended before its 2nd epoch");
   fs::remove_all(scratch);
-  return history[1].images_per_second;
+  return {history[1].images_per_second,
+          ratio(history[1].data_wait_seconds, history[1].epoch_seconds)};
 }
 
 double measure_bare(const Experiment& experiment, std::size_t index, const Registry& registry,
@@ -109,6 +115,12 @@ double TrainingBenchResult::median_runner() const {
   return median(v);
 }
 
+double TrainingBenchResult::median_runner_data_wait_share() const {
+  std::vector<double> v;
+  for (const auto& r : rounds) v.push_back(r.runner_data_wait_share);
+  return median(v);
+}
+
 double TrainingBenchResult::median_bare() const {
   std::vector<double> v;
   for (const auto& r : rounds) v.push_back(r.bare_images_per_second);
@@ -130,6 +142,7 @@ nlohmann::json TrainingBenchResult::to_json() const {
   for (const auto& r : rounds) {
     rounds_json.push_back(
         {{"runner_images_per_second", r.runner_images_per_second},
+         {"runner_data_wait_share", r.runner_data_wait_share},
          {"bare_images_per_second", r.bare_images_per_second},
          {"python_images_per_second", or_null(python_measured, r.python_images_per_second)}});
   }
@@ -145,6 +158,7 @@ nlohmann::json TrainingBenchResult::to_json() const {
           {"threads", threads},
           {"rounds", rounds_json},
           {"runner_images_per_second", median_runner()},
+          {"runner_data_wait_share", median_runner_data_wait_share()},
           {"bare_images_per_second", median_bare()},
           {"python_images_per_second", or_null(python_measured, median_python())},
           {"runner_vs_bare", ratio(median_runner(), median_bare())},
@@ -290,11 +304,14 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
     for (int turn = 0; turn < 3; ++turn) {
       check_not_interrupted();
       switch ((round + turn) % 3) {
-        case 0:
-          r.runner_images_per_second =
+        case 0: {
+          const RunnerEpoch epoch =
               measure_runner(experiment, stage_index, registry,
                              options.scratch_dir / ("runner-" + std::to_string(round)));
+          r.runner_images_per_second = epoch.images_per_second;
+          r.runner_data_wait_share = epoch.data_wait_share;
           break;
+        }
         case 1:
           r.bare_images_per_second =
               measure_bare(experiment, stage_index, registry, result.steps_per_epoch);
@@ -326,6 +343,10 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
       "%-6s %12.2f %12.2f %12s %11.3fx %12s", "median", runner, bare,
       result.python_measured ? printf_text("%.2f", python).c_str() : "-", ratio(runner, bare),
       result.python_measured ? printf_text("%.3fx", ratio(runner, python)).c_str() : "-"));
+  // What the runner does besides the bare loop's steps is mostly waiting for its data: this
+  // says how much of runner/bare that explains.
+  say(printf_text("runner's epoch waiting for data: %.1f%% (median)",
+                  100 * result.median_runner_data_wait_share()));
   if (result.python_measured) {
     say(printf_text("bare loop vs PyTorch %s: %.3fx", result.python_torch_version.c_str(),
                     ratio(bare, python)));

@@ -32,6 +32,7 @@ struct TrainingBenchOptions {
 
 struct TrainingRound {
   double runner_images_per_second = 0;  // the runner's second epoch: data, step, listeners
+  double runner_data_wait_share = 0;    // of that epoch, the share spent waiting for batches
   double bare_images_per_second = 0;    // the same steps on one pre-made batch
   double python_images_per_second = 0;  // the PyTorch reference; 0 when not run
 };
@@ -54,6 +55,7 @@ struct TrainingBenchResult {
   std::string python_note;  // why the reference was not run
 
   double median_runner() const;
+  double median_runner_data_wait_share() const;
   double median_bare() const;
   double median_python() const;  // 0 when not measured
   nlohmann::json to_json() const;

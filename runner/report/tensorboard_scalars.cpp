@@ -11,6 +11,7 @@ void write_epoch_scalars(EventFileWriter& events, const nlohmann::json& epoch_li
   add("train/loss", epoch_line.at("train_loss"));
   add("train/lr", epoch_line.at("lr"));
   add("train/images_per_second", epoch_line.at("images_per_second"));
+  add("train/data_wait_seconds", epoch_line.at("data_wait_seconds"));
   add("memory/peak_bytes", epoch_line.at("peak_memory_bytes"));
   add("val/mre_mm", epoch_line.at("val_mre_mm"));
   add("val/sd_mm", epoch_line.at("val_sd_mm"));

@@ -17,6 +17,12 @@ json number_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); 
 
 double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
+// Checkpoints written before the data wait was recorded lack the key: unknown, not zero.
+double data_wait_or_nan(const json& j) {
+  const auto found = j.find("data_wait_seconds");
+  return found == j.end() ? kNaN : number_or_nan(*found);
+}
+
 // The checkpoint's JSON names, spelled once.
 namespace key {
 constexpr const char* kHistory = "history";
@@ -50,6 +56,7 @@ double EpochStats::images_per_second() const {
 json to_json(const EpochStats& s) {
   return {{"loss_sum", s.loss_sum},
           {"seconds", s.seconds},
+          {"data_wait_seconds", number_or_null(s.data_wait_seconds)},
           {"images", s.images},
           {"skipped_steps", s.skipped_steps},
           {"steps", s.steps}};
@@ -59,6 +66,7 @@ EpochStats epoch_stats_from_json(const json& j) {
   EpochStats s;
   s.loss_sum = j.at("loss_sum").get<double>();
   s.seconds = j.at("seconds").get<double>();
+  s.data_wait_seconds = data_wait_or_nan(j);
   s.images = j.at("images").get<std::int64_t>();
   s.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
   s.steps = j.at("steps").get<std::int64_t>();
@@ -74,6 +82,7 @@ json to_json(const EpochRecord& r) {
           {"val_sdr", sdr_json(r.val_sdr)},
           {"images_per_second", number_or_null(r.images_per_second)},
           {"epoch_seconds", number_or_null(r.epoch_seconds)},
+          {"data_wait_seconds", number_or_null(r.data_wait_seconds)},
           {"skipped_steps", r.skipped_steps},
           {"peak_memory_bytes", r.peak_memory_bytes ? json(*r.peak_memory_bytes) : json(nullptr)},
           {"best", r.best}};
@@ -90,6 +99,7 @@ EpochRecord epoch_record_from_json(const json& j) {
     r.val_sdr.push_back(number_or_nan(j.at("val_sdr").at(sdr_key(t))));
   r.images_per_second = number_or_nan(j.at("images_per_second"));
   r.epoch_seconds = number_or_nan(j.at("epoch_seconds"));
+  r.data_wait_seconds = data_wait_or_nan(j);
   r.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
   if (j.at("peak_memory_bytes").is_number())
     r.peak_memory_bytes = j["peak_memory_bytes"].get<std::int64_t>();

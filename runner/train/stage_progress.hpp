@@ -20,6 +20,9 @@ namespace exprun {
 struct EpochStats {
   double loss_sum = 0;  // loss x images, summed over the epoch's steps
   double seconds = 0;
+  // Of `seconds`, the time spent waiting for the data loader's batches; NaN when part of the
+  // epoch ran before this was recorded (a checkpoint from an older exprun).
+  double data_wait_seconds = 0;
   std::int64_t images = 0;
   std::int64_t skipped_steps = 0;
   std::int64_t steps = 0;    // optimiser steps done in the epoch
@@ -41,6 +44,7 @@ struct EpochRecord {
   std::vector<double> val_sdr;  // per kSdrThresholdsMm, percent; NaN when nothing was scored
   double images_per_second = 0;
   double epoch_seconds = 0;
+  double data_wait_seconds = 0;  // NaN: not recorded (older checkpoints)
   std::int64_t skipped_steps = 0;
   std::optional<std::int64_t> peak_memory_bytes;  // unknown on devices without statistics
   bool best = false;

@@ -132,7 +132,15 @@ EpochStats StageTrainer::train_epoch(std::int64_t epoch, EpochStats so_far,
   const auto start = Clock::now();
   const std::string fault_prefix = "step:" + config_.name + ":" + std::to_string(epoch + 1) + ":";
   stage_.model->train();
-  for (std::size_t index = 0; auto batch = loader.next(); ++index) {
+  // Waiting for the loader is what separates the epoch from its steps alone: with no workers
+  // it is the batch's preparation, with workers the part of it the step did not hide.
+  auto next_batch = [&] {
+    const auto asked = Clock::now();
+    std::optional<Batch> batch = loader.next();
+    stats.data_wait_seconds += seconds_since(asked);
+    return batch;
+  };
+  for (std::size_t index = 0; auto batch = next_batch(); ++index) {
     const double lr = schedule_->at(progress_.global_step);
     set_learning_rate(*optimizer_, lr);
     const std::int64_t images = global_sizes[index];
@@ -268,6 +276,7 @@ StageTrainer::FinishedEpoch StageTrainer::finish_epoch(std::int64_t epoch,
     r.val_sdr.push_back(sdr_or_nan(overall, t));
   r.images_per_second = stats.images_per_second();
   r.epoch_seconds = stats.seconds;
+  r.data_wait_seconds = stats.data_wait_seconds;
   r.skipped_steps = stats.skipped_steps;
   r.peak_memory_bytes = peak_memory();
 

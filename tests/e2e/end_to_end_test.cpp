@@ -571,10 +571,11 @@ void TinyRunTest::History() {
   for (std::size_t i = 0; i < h.size(); ++i) {
     SCOPED_TRACE("history[" + std::to_string(i) + "]");
     json line = h[i];
-    EXPECT_EQ(sorted(keys_of(line)),
-              (std::vector<std::string>{"best", "epoch", "epoch_seconds", "images_per_second", "lr",
-                                        "peak_memory_bytes", "skipped_steps", "train_loss",
-                                        "val_mre_mm", "val_sd_mm", "val_sdr"}));
+    EXPECT_EQ(
+        sorted(keys_of(line)),
+        (std::vector<std::string>{"best", "data_wait_seconds", "epoch", "epoch_seconds",
+                                  "images_per_second", "lr", "peak_memory_bytes", "skipped_steps",
+                                  "train_loss", "val_mre_mm", "val_sd_mm", "val_sdr"}));
     ASSERT_TRUE(line["peak_memory_bytes"].is_number_integer());
     EXPECT_LE(line["peak_memory_bytes"].get<std::int64_t>(),
               stage()["peak_memory_bytes"].get<std::int64_t>());
@@ -591,6 +592,10 @@ void TinyRunTest::History() {
     EXPECT_GT(line["val_mre_mm"].get<double>(), 0.0);
     ASSERT_TRUE(line["epoch_seconds"].is_number());
     EXPECT_GT(line["epoch_seconds"].get<double>(), 0.0);
+    // Part of the epoch: each step waited for its batch, which took some time to make.
+    ASSERT_TRUE(line["data_wait_seconds"].is_number());
+    EXPECT_GT(line["data_wait_seconds"].get<double>(), 0.0);
+    EXPECT_LT(line["data_wait_seconds"].get<double>(), line["epoch_seconds"].get<double>());
     ASSERT_TRUE(line["images_per_second"].is_number());
     EXPECT_GT(line["images_per_second"].get<double>(), 0.0);
     EXPECT_NEAR(line["images_per_second"].get<double>(), 16.0 / line["epoch_seconds"].get<double>(),
@@ -694,6 +699,8 @@ void TinyRunTest::TensorBoardEventsHoldTheHistory() {
     EXPECT_EQ(scalars.at({"val/sdr_2.0mm", epoch}), line["val_sdr"]["2.0"].get<float>());
     EXPECT_EQ(scalars.at({"memory/peak_bytes", epoch}), line["peak_memory_bytes"].get<float>());
     EXPECT_EQ(scalars.count({"train/images_per_second", epoch}), 1u);
+    EXPECT_EQ(scalars.at({"train/data_wait_seconds", epoch}),
+              line["data_wait_seconds"].get<float>());
     EXPECT_EQ(scalars.count({"val/sd_mm", epoch}), 1u);
   }
   const json& final_landmarks = run_->report["stages"][0]["final"]["per_landmark"];

@@ -456,6 +456,7 @@ TEST_F(BenchTest, TrainingTimesTheRunnerTheBareLoopAndThePyTorchReference) {
   EXPECT_CONTAINS(r.out, "train_reference.py --device cpu --width 4 --size 64x80 --batch 6 ");
   EXPECT_CONTAINS(r.out, "runner/bare");
   EXPECT_CONTAINS(r.out, "\nmedian ");
+  EXPECT_CONTAINS(r.out, "runner's epoch waiting for data: ");
   EXPECT_CONTAINS(r.out, "bare loop vs PyTorch ");
   // The runner's checkpoints and events went to a scratch folder that is gone.
   EXPECT_TRUE(fs::is_empty(scratch));
@@ -468,14 +469,21 @@ TEST_F(BenchTest, TrainingTimesTheRunnerTheBareLoopAndThePyTorchReference) {
   EXPECT_EQ(out["steps_per_epoch"], 3);  // 16 images in batches of 6
   EXPECT_EQ(out["threads"], 1);
   ASSERT_EQ(out["rounds"].size(), 2u);
-  std::vector<double> runner, bare, python;
+  std::vector<double> runner, bare, python, data_wait;
   for (const auto& round : out["rounds"]) {
     runner.push_back(round["runner_images_per_second"].get<double>());
+    data_wait.push_back(round["runner_data_wait_share"].get<double>());
     bare.push_back(round["bare_images_per_second"].get<double>());
     python.push_back(round["python_images_per_second"].get<double>());
   }
   for (const auto& side : {runner, bare, python})
     for (double v : side) EXPECT_GT(v, 0);
+  // A share of the runner's epoch: its steps took the rest.
+  for (double share : data_wait) {
+    EXPECT_GT(share, 0);
+    EXPECT_LT(share, 1);
+  }
+  EXPECT_DOUBLE_EQ(out["runner_data_wait_share"].get<double>(), (data_wait[0] + data_wait[1]) / 2);
   // Medians of two rounds are their means; the ratios are of the medians.
   const double runner_median = (runner[0] + runner[1]) / 2, bare_median = (bare[0] + bare[1]) / 2,
                python_median = (python[0] + python[1]) / 2;

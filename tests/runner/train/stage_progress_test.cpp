@@ -26,7 +26,12 @@ StageProgress some_progress() {
   StageProgress p;
   p.epochs_done = 2;
   p.global_step = 7;
-  p.unfinished = {12.5, 0.75, 4, 1, 2, false};
+  p.unfinished = {.loss_sum = 12.5,
+                  .seconds = 0.75,
+                  .data_wait_seconds = 0.125,
+                  .images = 4,
+                  .skipped_steps = 1,
+                  .steps = 2};
   p.best_value = 1.8125;
   p.best_epoch = 1;
   EpochRecord r;
@@ -38,6 +43,7 @@ StageProgress some_progress() {
   r.val_sdr = {50.0, 75.0, 100.0, 100.0};
   r.images_per_second = 33.3;
   r.epoch_seconds = 1.5;
+  r.data_wait_seconds = 0.25;
   r.skipped_steps = 0;
   r.peak_memory_bytes = 123456;
   r.best = true;
@@ -47,6 +53,9 @@ StageProgress some_progress() {
   r.val_sdr = {std::nan(""), std::nan(""), std::nan(""), std::nan("")};
   r.peak_memory_bytes.reset();
   r.best = false;
+  p.history.push_back(r);
+  r.epoch = 3;
+  r.data_wait_seconds = std::nan("");  // resumed from a checkpoint that did not record it
   p.history.push_back(r);
   p.best_metrics = some_metrics(1.0);
   p.final_metrics = some_metrics(2.0);
@@ -68,17 +77,20 @@ TEST(StageProgress, CheckpointJsonKeepsTheTrainerStateLayout) {
                                       "epoch_checkpoints", "final_metrics", "history", "resumed",
                                       "train_seconds", "trained_images", "tuning", "unfinished"}));
   EXPECT_EQ(state["history"][0].dump(),
-            R"({"best":true,"epoch":1,"epoch_seconds":1.5,"images_per_second":33.3,)"
+            R"({"best":true,"data_wait_seconds":0.25,"epoch":1,"epoch_seconds":1.5,)"
+            R"("images_per_second":33.3,)"
             R"("lr":0.0003,"peak_memory_bytes":123456,"skipped_steps":0,)"
             R"("train_loss":0.123456789012345,"val_mre_mm":1.8125,"val_sd_mm":0.1,)"
             R"("val_sdr":{"2.0":50.0,"2.5":75.0,"3.0":100.0,"4.0":100.0}})");
   EXPECT_TRUE(state["history"][1]["val_mre_mm"].is_null());
   EXPECT_TRUE(state["history"][1]["val_sdr"]["2.5"].is_null());
   EXPECT_TRUE(state["history"][1]["peak_memory_bytes"].is_null());
+  EXPECT_TRUE(state["history"][2]["data_wait_seconds"].is_null());
   EXPECT_EQ(state["best_metrics"], to_json(some_metrics(1.0), kSymbols));
   EXPECT_TRUE(state["best_metrics"]["per_landmark"]["A"]["mre"].is_null());
   EXPECT_EQ(state["unfinished"], (json{{"loss_sum", 12.5},
                                        {"seconds", 0.75},
+                                       {"data_wait_seconds", 0.125},
                                        {"images", 4},
                                        {"skipped_steps", 1},
                                        {"steps", 2}}));
@@ -111,6 +123,21 @@ TEST(StageProgress, BeforeTheFirstEpochMetricsAreNull) {
   const StageProgress back = stage_progress_from_json(state, kSymbols, 0, 0, 0);
   EXPECT_FALSE(back.best_metrics);
   EXPECT_FALSE(back.best_value);
+}
+
+// Checkpoints of releases before the data wait was recorded: unknown, never a made-up zero.
+TEST(StageProgress, ADataWaitOlderCheckpointsLackIsUnknown) {
+  json state = to_json(some_progress(), kSymbols);
+  state["history"][0].erase("data_wait_seconds");
+  state["unfinished"].erase("data_wait_seconds");
+  const StageProgress back = stage_progress_from_json(state, kSymbols, 2, 7, 1);
+  EXPECT_TRUE(std::isnan(back.history[0].data_wait_seconds));
+  EXPECT_EQ(back.history[1].data_wait_seconds, 0.25);
+  EXPECT_TRUE(std::isnan(back.unfinished.data_wait_seconds));
+  EXPECT_EQ(back.unfinished.seconds, 0.75);
+  const json again = to_json(back, kSymbols);
+  EXPECT_TRUE(again["history"][0]["data_wait_seconds"].is_null());
+  EXPECT_TRUE(again["unfinished"]["data_wait_seconds"].is_null());
 }
 
 TEST(StageProgress, AMissingFieldIsAnError) {
