@@ -15,20 +15,12 @@
 
 #include "data/batch_loader.hpp"
 #include "fake_dataset.hpp"
+#include "fake_pipeline_spec.hpp"
 
 namespace exprun {
 namespace {
 
-PipelineSpec spec() {
-  PipelineSpec s;
-  s.input_width = 64;
-  s.input_height = 80;
-  s.stride = 4;
-  s.num_landmarks = 2;
-  s.sigma = 1.5;
-  s.augment.enabled = true;
-  return s;
-}
+PipelineSpec spec() { return test::fake_pipeline_spec(); }
 
 std::vector<std::size_t> iota(std::size_t n) {
   std::vector<std::size_t> v(n);

@@ -14,6 +14,7 @@
 #include "data/batch_loader.hpp"
 #include "data/film_cache.hpp"
 #include "fake_dataset.hpp"
+#include "fake_pipeline_spec.hpp"
 #include "test_support.hpp"
 
 namespace exprun {
@@ -199,13 +200,7 @@ TEST(FilmCacheSettings, ComeFromTheEnvironment) {
 }
 
 PipelineSpec spec() {
-  PipelineSpec s;
-  s.input_width = 64;
-  s.input_height = 80;
-  s.stride = 4;
-  s.num_landmarks = 2;
-  s.sigma = 1.5;
-  s.augment.enabled = true;
+  PipelineSpec s = test::fake_pipeline_spec();
   s.augment.clahe = 0.5;
   return s;
 }

@@ -6,6 +6,7 @@
 #include "data/film_memo.hpp"
 #include "data/sample_pipeline.hpp"
 #include "fake_dataset.hpp"
+#include "fake_pipeline_spec.hpp"
 
 namespace exprun {
 namespace {
@@ -60,16 +61,7 @@ TEST(FilmMemo, KeepsFilmsUntilTheyFillItsSize) {
   EXPECT_LE(default_film_memo_bytes(), 2LL << 30);
 }
 
-PipelineSpec spec() {
-  PipelineSpec s;
-  s.input_width = 64;
-  s.input_height = 80;
-  s.stride = 4;
-  s.num_landmarks = 2;
-  s.sigma = 1.5;
-  s.augment.enabled = true;
-  return s;
-}
+PipelineSpec spec() { return test::fake_pipeline_spec(); }
 
 void expect_same(const PreparedSample& a, const PreparedSample& b) {
   EXPECT_TRUE(torch::equal(a.image, b.image));
