@@ -47,6 +47,11 @@ packages=(
 # Debian's LibTorch only for its own flavour: the wheel brings its own.
 if [[ $flavour == debian ]]; then
   packages+=(libtorch-dev)  # LibTorch 1.13 (CPU)
+  # Its BLAS: without one, libblas.so.3 is the reference implementation, on which LibTorch runs
+  # small 1 x 1 convolutions at threads = 1 3-4x slower (docs/benchmarks.md#the-blas). The
+  # OpenMP build follows LibTorch's thread count; the pthread build that Debian recommends
+  # keeps a pool of its own, which exprun sets to the same count when it is the one chosen.
+  packages+=(libopenblas0-openmp)
 else
   packages+=(python3-pip unzip)  # the wheel flavour fetches and unpacks wheels
 fi

@@ -8,6 +8,7 @@
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
 #include "util/allocator_reuse.hpp"
+#include "util/blas_library.hpp"
 #include "util/cuda_build.hpp"
 
 namespace exprun::cli {
@@ -32,8 +33,9 @@ int version_command(const std::vector<std::string>& args) {
   }
   if (!args.empty()) {
     std::cout << "exprun version\n\nPrints exprun's version and how it and its SDK were built: "
-                 "LibTorch, CUDA code, compiler, C++ standard and ABI flags, and the CUDA and "
-                 "cuDNN versions LibTorch was built with.\n";
+                 "LibTorch, CUDA code, compiler, C++ standard and ABI flags, the CUDA and "
+                 "cuDNN versions LibTorch was built with, how malloc is tuned, and the BLAS "
+                 "library LibTorch calls.\n";
     return kOk;
   }
   std::cout << "exprun " << EXPRUN_VERSION << " (LibTorch " << TORCH_VERSION << ", CUDA code "
@@ -60,6 +62,7 @@ int version_command(const std::vector<std::string>& args) {
   std::cout << "cudnn:                  "
             << (cuda.cudnn_version ? *cuda.cudnn_version : std::string("not compiled")) << "\n";
   std::cout << "malloc:                 " << reuse_freed_memory() << "\n";
+  std::cout << "blas:                   " << blas_library() << "\n";
   return kOk;
 }
 

@@ -23,6 +23,7 @@
 #include "train/stage_builder.hpp"
 #include "train/stage_trainer.hpp"
 #include "util/atomic_file.hpp"
+#include "util/blas_library.hpp"
 #include "util/fault_injection.hpp"
 #include "util/interrupt_flag.hpp"
 #include "util/text.hpp"
@@ -84,6 +85,7 @@ toml::table to_toml_table(const nlohmann::json& object) {
 std::int64_t apply_thread_count(std::int64_t threads, int ranks_on_machine) {
   const std::int64_t count = compute_thread_count(threads, usable_cores(), ranks_on_machine);
   at::set_num_threads(static_cast<int>(count));
+  set_blas_threads(static_cast<int>(count));
   return count;
 }
 

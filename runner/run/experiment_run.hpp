@@ -22,7 +22,8 @@ struct RunOutcome {
 };
 
 // Sets LibTorch's intra-op threads to compute_thread_count (0: this process's share of the cores
-// it may run on) and returns the count set. LibTorch otherwise uses one thread here.
+// it may run on) and returns the count set. LibTorch otherwise uses one thread here. An OpenBLAS
+// under LibTorch gets the same count (util/blas_library.hpp).
 std::int64_t apply_thread_count(std::int64_t threads, int ranks_on_machine = 1);
 
 // <output>/<experiment>/<started as a UTC timestamp>, with -2, -3... when that exists already.

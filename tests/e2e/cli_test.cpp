@@ -112,7 +112,7 @@ TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
     const auto r = exprun({command});
     expect_ok(r);
     const auto lines = test::split_lines(trimmed(r.out));
-    ASSERT_EQ(lines.size(), 9u) << r.out;
+    ASSERT_EQ(lines.size(), 10u) << r.out;
     EXPECT_EQ(lines[0], expected);  // the first line stays as scripts know it
     EXPECT_EQ(lines[1], "sdk:                    " + std::to_string(EXPRUN_SDK_VERSION_MAJOR) +
                             "." + std::to_string(EXPRUN_SDK_VERSION_MINOR));
@@ -151,6 +151,11 @@ TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
                                  ? "glibc defaults (EXPRUN_KEEP_MALLOC_DEFAULTS)"
                              : tuned ? "glibc, as tuned by the environment"
                                      : "glibc, freed memory kept for reuse"));
+    EXPECT_EQ(lines[9].rfind("blas:                   ", 0), 0u) << lines[9];
+#if TORCH_VERSION_MAJOR < 2
+    // Debian's LibTorch calls the system's BLAS through the alternatives' libblas.so.3.
+    EXPECT_CONTAINS(lines[9], "libblas.so.3");
+#endif
   }
 }
 
