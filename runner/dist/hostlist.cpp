@@ -36,7 +36,7 @@ class HostlistParser {
   std::string_view text_;
 
   [[noreturn]] void fail(const std::string& what) const {
-    throw std::invalid_argument("hostlist " + quoted(text_) + ": " + what);
+    throw std::invalid_argument("hostlist " + quoted_value(text_) + ": " + what);
   }
   [[noreturn]] void fail_too_many() const {
     fail("expands to more than " + std::to_string(kMaxHostlistHosts) +
@@ -119,7 +119,7 @@ class HostlistParser {
 
   void append_range(std::string_view group, std::string_view range,
                     std::vector<std::string>& values) const {
-    const std::string where = "in " + quoted("[" + std::string(group) + "]");
+    const std::string where = "in " + quoted_value("[" + std::string(group) + "]");
     const std::size_t dash = range.find('-');
     const std::string_view first = range.substr(0, dash);
     const std::string_view last = dash == std::string_view::npos ? first : range.substr(dash + 1);
@@ -144,7 +144,7 @@ class HostlistParser {
     const bool all_digits =
         !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
     if (!all_digits || digits.size() > kMaxBoundDigits)
-      fail("range " + quoted(range) + " " + where +
+      fail("range " + quoted_value(range) + " " + where +
            ": expected a number or FIRST-LAST of numbers (up to " +
            std::to_string(kMaxBoundDigits) + " digits)");
     std::uint64_t value = 0;

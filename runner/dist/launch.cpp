@@ -25,7 +25,7 @@ const std::string* find(const Env& env, const char* name) {
 
 // NAME="VALUE", as every message shows a variable.
 std::string shown(const char* name, const std::string& value) {
-  return std::string(name) + "=" + quoted(value);
+  return std::string(name) + "=" + quoted_value(value);
 }
 
 // "A", "A and B", "A, B and C".

@@ -134,7 +134,7 @@ std::string backend_from_env() {
     }
     return name;
   }
-  throw LaunchError("EXPRUN_DIST_BACKEND=" + dist::quoted(name) + ": expected gloo or nccl");
+  throw LaunchError("EXPRUN_DIST_BACKEND=" + dist::quoted_value(name) + ": expected gloo or nccl");
 }
 
 std::chrono::seconds collective_timeout_from_env() {
@@ -143,7 +143,7 @@ std::chrono::seconds collective_timeout_from_env() {
   char* end = nullptr;
   const long long seconds = std::strtoll(text, &end, 10);
   if (*end != '\0' || seconds < 1 || seconds > 7 * 24 * 3600) {
-    throw LaunchError("EXPRUN_DIST_TIMEOUT=" + quoted(text) +
+    throw LaunchError("EXPRUN_DIST_TIMEOUT=" + quoted_value(text) +
                       ": expected whole seconds from 1 to 604800");
   }
   return std::chrono::seconds(seconds);

@@ -2,7 +2,7 @@
 
 namespace exprun::dist {
 
-std::string quoted(std::string_view text) {
+std::string quoted_value(std::string_view text) {
   constexpr char kHex[] = "0123456789abcdef";
   std::string result = "\"";
   for (const char c : text) {

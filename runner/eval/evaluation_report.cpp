@@ -3,14 +3,11 @@
 #include <cmath>
 #include <cstdio>
 
+#include "util/json_number.hpp"
 #include "util/timestamp.hpp"
 
 namespace exprun {
 namespace {
-
-nlohmann::json number_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
 
 std::string summary_line(const std::string& name, const ErrorSummary& s) {
   char line[160];

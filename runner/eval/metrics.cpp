@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "util/json_number.hpp"
+
 namespace exprun {
 
 ErrorSummary summarise(const std::vector<double>& errors_mm) {
@@ -53,11 +55,6 @@ Metrics compute_metrics(const std::vector<std::vector<double>>& errors_mm,
 }
 
 namespace {
-
-// JSON has no NaN: an empty summary reports null.
-nlohmann::json number_or_null(double v) {
-  return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v);
-}
 
 double number_or_nan(const nlohmann::json& j) {
   return j.is_null() ? std::nan("") : j.get<double>();

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "train/progress.hpp"
+#include "util/host_name.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -25,12 +26,6 @@ constexpr int kLockAttempts = 100;
 
 std::string system_error(const std::string& what, int error) {
   return what + ": " + std::strerror(error);
-}
-
-std::string host_name() {
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) != 0) return "unknown";
-  return name;
 }
 
 // "pid 4242\nhost box\nsince 2026-12-01T05:00:00Z\n" as {pid: 4242, ...}.

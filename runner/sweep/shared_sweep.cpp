@@ -21,6 +21,7 @@
 #include "sweep/sweep_report.hpp"
 #include "train/progress.hpp"
 #include "util/atomic_file.hpp"
+#include "util/host_name.hpp"
 #include "util/json_file.hpp"
 #include "util/text.hpp"
 
@@ -70,11 +71,6 @@ std::string read_text(const fs::path& file) {
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-std::string host_name() {
-  char name[256] = {};
-  return ::gethostname(name, sizeof name - 1) == 0 ? name : "";
 }
 
 // The status file of one trial: its sweep.json entry, and when and where this attempt ran.

@@ -6,14 +6,14 @@
 #include <limits>
 #include <stdexcept>
 
+#include "util/json_number.hpp"
+
 namespace exprun {
 namespace {
 
 using json = nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-json number_or_null(double v) { return std::isnan(v) ? json(nullptr) : json(v); }
 
 double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
