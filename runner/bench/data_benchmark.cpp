@@ -9,6 +9,7 @@
 #include "data/batch_loader.hpp"
 #include "train/stage_builder.hpp"
 #include "train/step_measurement.hpp"
+#include "util/elapsed.hpp"
 #include "util/one_library_thread.hpp"
 #include "util/text.hpp"
 
@@ -19,10 +20,6 @@ using Clock = std::chrono::steady_clock;
 
 // The augmentation draws of the measured batches; any fixed value does.
 constexpr std::uint64_t kSeed = 0xDA7A;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // The training split's first `images` samples, cycled when the split is smaller.
 std::vector<std::size_t> measured_order(const sdk::Dataset& train, std::int64_t images) {

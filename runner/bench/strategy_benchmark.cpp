@@ -15,7 +15,7 @@ namespace {
 const std::vector<std::string> kVariantStrategies = {"mixed_precision", "activation_checkpointing"};
 const std::string kAccumulation = "gradient_accumulation";
 
-std::vector<std::string> split(const std::string& text, char separator) {
+std::vector<std::string> split_without_spaces(const std::string& text, char separator) {
   std::vector<std::string> out;
   std::string item;
   for (char ch : text + separator) {
@@ -62,7 +62,7 @@ PluginChoice strategy_choice(const StageConfig& stage, const std::string& name,
 
 std::vector<BenchPlan> parse_bench_plans(const std::string& text) {
   std::vector<BenchPlan> plans;
-  for (const auto& item : split(text, ',')) {
+  for (const auto& item : split_without_spaces(text, ',')) {
     const auto x = item.find('x');
     if (x == std::string::npos) {
       throw std::invalid_argument("'" + item + "': expected MICROxACCUMULATION, e.g. 4x1,2x2,1x4");
@@ -81,10 +81,10 @@ std::vector<BenchPlan> plans_for_effective_batch(std::int64_t effective_batch) {
 
 std::vector<BenchVariant> parse_bench_variants(const std::string& text) {
   std::vector<BenchVariant> variants;
-  for (const auto& item : split(text, ',')) {
+  for (const auto& item : split_without_spaces(text, ',')) {
     BenchVariant variant;
     if (item != "none") {
-      for (const auto& name : split(item, '+')) {
+      for (const auto& name : split_without_spaces(item, '+')) {
         if (std::find(kVariantStrategies.begin(), kVariantStrategies.end(), name) ==
             kVariantStrategies.end()) {
           throw std::invalid_argument("'" + item + "': expected none, or " +

@@ -180,7 +180,7 @@ void write_strategies(const MemoryConfig& m, Json& out) {
   }
 }
 
-void read_memory(TableReader& stage, StageConfig& config, const ReadContext& context) {
+void read_memory_keys(TableReader& stage, StageConfig& config, const ReadContext& context) {
   MemoryConfig& out = config.memory;
   TableReader r(stage.table("memory"));
   memory_keys().read(r, out, context);
@@ -383,7 +383,7 @@ const KeyTable<StageConfig>& stage_keys() {
               },
               [](const StageConfig& s, Json& out) { out["loss"] = loss_keys().to_json(s); }),
           table_key<StageConfig>("memory", "batch sizes and memory strategies", "see below",
-                                 read_memory,
+                                 read_memory_keys,
                                  [](const StageConfig& s, Json& out) {
                                    out["memory"] = memory_keys().to_json(s.memory);
                                  }),

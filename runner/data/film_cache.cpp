@@ -25,7 +25,7 @@ namespace exprun {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr char kMagic[8] = {'E', 'X', 'F', 'I', 'L', 'M', '0', '1'};
+constexpr char kFilmMagic[8] = {'E', 'X', 'F', 'I', 'L', 'M', '0', '1'};
 // 2: XXH3 hashes (1: a hash of the project's own).
 constexpr std::uint32_t kFormatVersion = 2;
 constexpr std::int64_t kDefaultMaxBytes = 20LL << 30;
@@ -141,7 +141,7 @@ std::optional<InputFilm> FilmCache::find(const std::string& key) {
   if (!in) return std::nullopt;
   Header header{};
   in.read(reinterpret_cast<char*>(&header), sizeof header);
-  const bool plausible = in && std::memcmp(header.magic, kMagic, sizeof kMagic) == 0 &&
+  const bool plausible = in && std::memcmp(header.magic, kFilmMagic, sizeof kFilmMagic) == 0 &&
                          header.version == kFormatVersion && header.channels == 1 &&
                          header.width > 0 && header.height > 0 && header.width <= 65536 &&
                          header.height <= 65536 && header.original_width > 0 &&
@@ -178,7 +178,7 @@ void FilmCache::store(const std::string& key, const InputFilm& film) {
   const fs::path path = path_of(key);
   const std::size_t bytes = film.image.total() * film.image.elemSize();
   Header header{};
-  std::memcpy(header.magic, kMagic, sizeof kMagic);
+  std::memcpy(header.magic, kFilmMagic, sizeof kFilmMagic);
   header.version = kFormatVersion;
   header.channels = 1;
   header.width = film.image.cols;

@@ -175,7 +175,7 @@ void reuse_batch_plan(BuiltStage& built, const StageConfig& stage, const Checkpo
                     std::to_string(info.micro_batch) + " as chosen before the interruption");
 }
 
-const nlohmann::json* stage_section(const nlohmann::json& report, const std::string& name) {
+const nlohmann::json* section_of_stage(const nlohmann::json& report, const std::string& name) {
   for (const auto& section : report["stages"])
     if (section.value("name", "") == name) return &section;
   return nullptr;
@@ -306,7 +306,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
       stop_signal = agreed_stop_signal(group.get());
       if (stop_signal != 0) break;
       if (resume) {
-        const nlohmann::json* done = stage_section(previous, stage.name);
+        const nlohmann::json* done = section_of_stage(previous, stage.name);
         if (done && done->value("status", "") == "completed") {
           Progress::message("exprun: stage " + stage.name + " completed before; skipped");
           continue;

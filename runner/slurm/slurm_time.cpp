@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "util/text.hpp"
+
 namespace exprun::slurm {
 namespace {
 
@@ -14,17 +16,6 @@ constexpr std::size_t kMaxFieldDigits = 9;
 std::invalid_argument bad_time(const std::string& text, const std::string& why) {
   return std::invalid_argument("--time " + (text.empty() ? std::string("''") : text) + ": " + why +
                                "; expected " + kSlurmTimeForms);
-}
-
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  std::size_t begin = 0;
-  for (;;) {
-    const std::size_t end = text.find(separator, begin);
-    parts.push_back(text.substr(begin, end - begin));
-    if (end == std::string::npos) return parts;
-    begin = end + 1;
-  }
 }
 
 std::int64_t field(const std::string& text, const std::string& part) {

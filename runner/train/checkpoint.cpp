@@ -17,7 +17,7 @@ namespace exprun {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr char kMagic[8] = {'E', 'X', 'P', 'R', 'U', 'N', 'C', 'K'};
+constexpr char kCheckpointMagic[8] = {'E', 'X', 'P', 'R', 'U', 'N', 'C', 'K'};
 constexpr std::uint32_t kContainerVersion = 1;
 constexpr std::size_t kHeaderSize = 8 + 4 + 8 + 4;
 
@@ -50,8 +50,8 @@ std::string read_payload(const fs::path& path) {
   const std::string file = bytes.str();
   // Only as much of the magic as the file holds is compared: a file cut inside the header is
   // truncated, not foreign.
-  const std::size_t magic_present = std::min(file.size(), sizeof kMagic);
-  if (std::memcmp(file.data(), kMagic, magic_present) != 0)
+  const std::size_t magic_present = std::min(file.size(), sizeof kCheckpointMagic);
+  if (std::memcmp(file.data(), kCheckpointMagic, magic_present) != 0)
     damaged(path, "not an exprun checkpoint (it does not start with EXPRUNCK)");
   if (file.size() < kHeaderSize) {
     damaged(path, "truncated (" + std::to_string(file.size()) + " bytes), shorter than its " +
@@ -207,7 +207,7 @@ void save_checkpoint(const fs::path& path, const TrainingState& state, const Che
   std::ostringstream payload_stream;
   archive.save_to(payload_stream);
   const std::string payload = payload_stream.str();
-  std::string file(kMagic, sizeof kMagic);
+  std::string file(kCheckpointMagic, sizeof kCheckpointMagic);
   put_le<std::uint32_t>(file, kContainerVersion);
   put_le<std::uint64_t>(file, payload.size());
   put_le<std::uint32_t>(file, crc32c(payload.data(), payload.size()));

@@ -15,12 +15,13 @@ using json = nlohmann::json;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
+// Any value that is not a number, null included, reads as NaN (unknown).
+double as_number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : kNaN; }
 
 // Checkpoints written before the data wait was recorded lack the key: unknown, not zero.
 double data_wait_or_nan(const json& j) {
   const auto found = j.find("data_wait_seconds");
-  return found == j.end() ? kNaN : number_or_nan(*found);
+  return found == j.end() ? kNaN : as_number_or_nan(*found);
 }
 
 // The checkpoint's JSON names, spelled once.
@@ -91,14 +92,14 @@ json to_json(const EpochRecord& r) {
 EpochRecord epoch_record_from_json(const json& j) {
   EpochRecord r;
   r.epoch = j.at("epoch").get<std::int64_t>();
-  r.train_loss = number_or_nan(j.at("train_loss"));
-  r.lr = number_or_nan(j.at("lr"));
-  r.val_mre_mm = number_or_nan(j.at("val_mre_mm"));
-  r.val_sd_mm = number_or_nan(j.at("val_sd_mm"));
+  r.train_loss = as_number_or_nan(j.at("train_loss"));
+  r.lr = as_number_or_nan(j.at("lr"));
+  r.val_mre_mm = as_number_or_nan(j.at("val_mre_mm"));
+  r.val_sd_mm = as_number_or_nan(j.at("val_sd_mm"));
   for (std::size_t t = 0; t < kSdrThresholdsMm.size(); ++t)
-    r.val_sdr.push_back(number_or_nan(j.at("val_sdr").at(sdr_key(t))));
-  r.images_per_second = number_or_nan(j.at("images_per_second"));
-  r.epoch_seconds = number_or_nan(j.at("epoch_seconds"));
+    r.val_sdr.push_back(as_number_or_nan(j.at("val_sdr").at(sdr_key(t))));
+  r.images_per_second = as_number_or_nan(j.at("images_per_second"));
+  r.epoch_seconds = as_number_or_nan(j.at("epoch_seconds"));
   r.data_wait_seconds = data_wait_or_nan(j);
   r.skipped_steps = j.at("skipped_steps").get<std::int64_t>();
   if (j.at("peak_memory_bytes").is_number())

@@ -10,6 +10,7 @@
 #include "eval/mean_shape.hpp"
 #include "memory/memory_tracker.hpp"
 #include "train/progress.hpp"
+#include "util/elapsed.hpp"
 #include "util/fault_injection.hpp"
 #include "util/interrupt_flag.hpp"
 
@@ -18,10 +19,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::string relative_to(const fs::path& path, const fs::path& base) {
   return fs::relative(path, base).generic_string();

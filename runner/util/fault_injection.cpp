@@ -45,16 +45,6 @@ std::string known_points() {
   return join(patterns, ", ");
 }
 
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  std::size_t begin = 0;
-  for (std::size_t end; (end = text.find(separator, begin)) != std::string::npos; begin = end + 1) {
-    parts.push_back(text.substr(begin, end - begin));
-  }
-  parts.push_back(text.substr(begin));
-  return parts;
-}
-
 // Points are compared as text, so a number must be written as the call site writes it: "01"
 // would never match epoch 1.
 bool is_number(const std::string& text, bool zero_allowed) {

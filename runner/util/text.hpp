@@ -25,6 +25,8 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 std::string suggest(const std::vector<std::string>& matches);
 
 std::string join(const std::vector<std::string>& items, const std::string& separator);
+// The parts between `separator`s, empty ones kept: "a::b" is {"a", "", "b"}, "" is {""}.
+std::vector<std::string> split(const std::string& text, char separator);
 
 // `text` as one word for a POSIX shell, for commands printed to be pasted back: unchanged when
 // it holds only letters, digits and ._-+=:/,@% (and is not empty), else in single quotes, each
