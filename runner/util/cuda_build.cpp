@@ -5,6 +5,7 @@
 #include <torch/cuda.h>
 
 namespace exprun {
+#if EXPRUN_WITH_CUDA
 namespace {
 
 // CUDART_VERSION and CUDNN_VERSION encodings: 13000 is 13.0, 91900 is 9.19.0 (cuDNN 9 counts
@@ -19,6 +20,7 @@ std::string cudnn_version_text(long v) {
 }
 
 }  // namespace
+#endif
 
 CudaBuildInfo cuda_build_info() {
   CudaBuildInfo info;
