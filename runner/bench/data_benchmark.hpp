@@ -27,10 +27,11 @@ struct DataBenchOptions {
 
 // Milliseconds per image on one thread (workers = 0), summed over the measured images.
 struct DataPhases {
-  double read_decode_ms = 0;     // Dataset::get: the file read and decoded
-  double resize_augment_ms = 0;  // to the input size, augmentation, to a tensor
-  double targets_ms = 0;         // heatmaps
-  double collate_ms = 0;         // samples stacked into a batch
+  double read_decode_ms = 0;      // Dataset::get: the file read and decoded
+  double resize_augment_ms = 0;   // to the input size, augmentation, to a tensor
+  double targets_ms = 0;          // heatmaps
+  double collate_ms = 0;          // samples stacked into a batch
+  std::int64_t cache_misses = 0;  // samples whose film the cache or memo did not have
   double total_ms() const { return read_decode_ms + resize_augment_ms + targets_ms + collate_ms; }
 };
 

@@ -37,9 +37,9 @@ std::int64_t positive(const std::string& text, const std::string& item) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used == 0 || used != text.size() || value < 1) {
-    throw std::invalid_argument("'" + item + "': expected MICROxACCUMULATION with positive " +
-                                "integers, e.g. 2x2");
+  if (used == 0 || used != text.size() || value < 1 || value > kMaxEffectiveBatch) {
+    throw std::invalid_argument("'" + item + "': expected MICROxACCUMULATION with integers from " +
+                                "1 to " + std::to_string(kMaxEffectiveBatch) + ", e.g. 2x2");
   }
   return value;
 }
@@ -68,6 +68,12 @@ std::vector<BenchPlan> parse_bench_plans(const std::string& text) {
       throw std::invalid_argument("'" + item + "': expected MICROxACCUMULATION, e.g. 4x1,2x2,1x4");
     }
     plans.push_back({positive(item.substr(0, x), item), positive(item.substr(x + 1), item)});
+    if (plans.back().effective_batch() > kMaxEffectiveBatch) {
+      throw std::invalid_argument(
+          "'" + item + "': " + std::to_string(plans.back().effective_batch()) +
+          " images per step; expected at most " + std::to_string(kMaxEffectiveBatch) +
+          " (memory.effective_batch's bound)");
+    }
   }
   return plans;
 }

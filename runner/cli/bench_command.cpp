@@ -1,6 +1,10 @@
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <limits>
 
@@ -14,6 +18,7 @@
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
 #include "util/atomic_file.hpp"
+#include "util/dead_process_leftovers.hpp"
 #include "util/program.hpp"
 #include "util/text.hpp"
 #include "util/timestamp.hpp"
@@ -21,21 +26,82 @@
 namespace exprun::cli {
 namespace {
 
+constexpr const char* kScratchPrefix = "exprun-bench-training-";
+// Bounds that keep a typing slip (a digit too many) from an allocation failure or a run of days.
+constexpr std::int64_t kMaxBenchImages = 1'000'000;
+constexpr int kMaxBenchRounds = 1000;
+constexpr int kMaxBenchSteps = 100'000;
+
 // As the file says it: the count "auto" resolves to is known once the stage is built.
 std::string configured_workers(const DataConfig& data) {
   return data.workers_auto ? "auto" : std::to_string(data.workers);
 }
 
-std::filesystem::path bench_json_path(const std::string& given, const Experiment& experiment,
-                                      const std::string& prefix) {
-  return given.empty() ? std::filesystem::path(experiment.output_dir) / experiment.name /
-                             (prefix + utc_timestamp() + ".json")
-                       : std::filesystem::path(given);
+// The scratch runs of --training go under the system's temporary folder; what a run that a
+// signal ended left there goes first.
+std::filesystem::path scratch_folder() {
+  std::error_code ec;
+  const std::filesystem::path dir = std::filesystem::temp_directory_path(ec);
+  if (ec) {
+    const char* tmpdir = std::getenv("TMPDIR");
+    throw po::error(std::string("no temporary folder for the scratch runs: ") + ec.message() +
+                    (tmpdir ? std::string(" (TMPDIR=") + tmpdir + ")" : std::string()));
+  }
+  remove_dead_process_leftovers(dir, kScratchPrefix);
+  return dir;
 }
 
-void write_bench_json(const std::filesystem::path& path, const nlohmann::json& out) {
-  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-  write_file_atomically(path, out.dump(2) + "\n");
+// Where the measurements go: the file --json names, else a new one in the experiment's output
+// folder. Checked before measuring, which can take minutes: a destination that cannot be written
+// is an error now, not after the work.
+struct BenchJsonDestination {
+  std::filesystem::path given;   // --json, or empty
+  std::filesystem::path folder;  // the default file's folder
+  std::string prefix;            // the default file's name before its UTC time
+};
+
+BenchJsonDestination bench_json_destination(const std::string& given, const Experiment& experiment,
+                                            const std::string& prefix) {
+  namespace fs = std::filesystem;
+  BenchJsonDestination d{given, fs::path(experiment.output_dir) / experiment.name, prefix};
+  const fs::path folder = given.empty() ? d.folder : d.given.parent_path();
+  const std::string what =
+      given.empty() ? "the measurements' folder " + folder.string() : "--json " + given;
+  std::error_code ec;
+  if (!given.empty() && fs::is_directory(d.given, ec)) {
+    throw po::error(what + ": is a folder; expected the path of the file to write");
+  }
+  if (!folder.empty() && !fs::is_directory(folder, ec)) {
+    fs::create_directories(folder, ec);
+    if (ec) throw po::error(what + ": cannot create " + folder.string() + ": " + ec.message());
+  }
+  const fs::path probe = (folder.empty() ? fs::path(".") : folder) /
+                         (".exprun-bench-probe-" + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    throw po::error(what + ": cannot write in " + (folder.empty() ? "." : folder.string()) + ": " +
+                    std::strerror(errno));
+  }
+  ::close(fd);
+  fs::remove(probe, ec);
+  return d;
+}
+
+void write_bench_json(const BenchJsonDestination& destination, const nlohmann::json& out) {
+  const std::string text = out.dump(2) + "\n";
+  std::filesystem::path path = destination.given;
+  if (!path.empty()) {
+    write_file_atomically(path, text);
+  } else {
+    // Two benchmarks that finish in the same second get -2, -3, ... as run directories do,
+    // rather than one replacing the other.
+    const std::string base = destination.prefix + utc_timestamp();
+    for (int attempt = 1;; ++attempt) {
+      path = destination.folder /
+             ((attempt == 1 ? base : base + "-" + std::to_string(attempt)) + ".json");
+      if (write_new_file_atomically(path, text)) break;
+    }
+  }
   std::printf("measurements: %s\n", path.string().c_str());
 }
 
@@ -49,8 +115,6 @@ int data_bench(const std::string& file, const std::vector<std::string>& override
   } catch (const std::invalid_argument& e) {
     throw po::error(std::string("--workers ") + e.what());
   }
-  if (images < 1) throw po::error("--images: expected 1 or more, found " + std::to_string(images));
-  if (rounds < 1) throw po::error("--rounds: expected 1 or more, found " + std::to_string(rounds));
   options.images = images;
   options.rounds = rounds;
   options.model_warmup_steps = warmup;
@@ -60,6 +124,8 @@ int data_bench(const std::string& file, const std::vector<std::string>& override
   load_registry(registry, common);
   Experiment experiment = load_one_configuration(file, overrides, registry, "bench");
   const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
+  const BenchJsonDestination destination =
+      bench_json_destination(json_path, experiment, "bench-data-");
   const auto threads = apply_thread_count(experiment.threads);
   std::printf("bench --data %s, stage %s: data.workers = %s, %lld threads\n",
               experiment.name.c_str(), experiment.stages[index].name.c_str(),
@@ -74,7 +140,7 @@ int data_bench(const std::string& file, const std::vector<std::string>& override
   nlohmann::json out = result.to_json();
   out["source_file"] = experiment.source_file;
   out["threads"] = threads;
-  write_bench_json(bench_json_path(json_path, experiment, "bench-data-"), out);
+  write_bench_json(destination, out);
   return int{kOk};
 }
 
@@ -110,7 +176,6 @@ int training_bench(const std::string& file, const std::vector<std::string>& over
                    const std::string& stage_name, const CommonOptions& common, int rounds,
                    const std::string& python, const std::string& python_script,
                    const std::string& json_path) {
-  if (rounds < 1) throw po::error("--rounds: expected 1 or more, found " + std::to_string(rounds));
   TrainingBenchOptions options;
   options.rounds = rounds;
   std::string python_note;
@@ -126,9 +191,10 @@ int training_bench(const std::string& file, const std::vector<std::string>& over
   load_registry(registry, common);
   Experiment experiment = load_one_configuration(file, overrides, registry, "bench");
   const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
+  const BenchJsonDestination destination =
+      bench_json_destination(json_path, experiment, "bench-training-");
   options.threads = apply_thread_count(experiment.threads);
-  options.scratch_dir = std::filesystem::temp_directory_path() /
-                        ("exprun-bench-training-" + std::to_string(::getpid()));
+  options.scratch_dir = scratch_folder() / (kScratchPrefix + std::to_string(::getpid()));
   // The runner's checkpoints and events are written there and are of no use afterwards.
   struct RemoveScratch {
     std::filesystem::path dir;
@@ -161,7 +227,7 @@ int training_bench(const std::string& file, const std::vector<std::string>& over
   if (result.python_note.empty()) result.python_note = python_note;
   nlohmann::json out = result.to_json();
   out["source_file"] = experiment.source_file;
-  write_bench_json(bench_json_path(json_path, experiment, "bench-training-"), out);
+  write_bench_json(destination, out);
   return int{kOk};
 }
 
@@ -231,34 +297,64 @@ int bench_command(const std::vector<std::string>& args) {
   po::positional_options_description positional;
   positional.add("file", 1);
   return guarded([&] {
-    if (parse_or_show_help(args, options, positional, common)) return int{kOk};
+    const po::variables_map given = parse(args, options, positional);
+    if (common.help) {
+      std::cout << options << "\n";
+      return int{kOk};
+    }
+    // An empty value is a mistake (an unset shell variable, say), not a request for the default.
+    for (const char* name :
+         {"file", "stage", "plans", "variants", "workers", "python", "python-script", "json"}) {
+      if (given.count(name) && given[name].as<std::string>().empty())
+        throw po::error(std::string("--") + name + ": empty; give a value or leave the option out");
+    }
+    const auto any_given = [&](std::initializer_list<const char*> names) {
+      for (const char* name : names)
+        if (given.count(name) && !given[name].defaulted()) return true;
+      return false;
+    };
     if (file.empty()) throw po::error("bench needs an experiment file");
     if (data && training) throw po::error("--data and --training measure different things");
+    if (given.count("images") && (images < 1 || images > kMaxBenchImages)) {
+      throw po::error("--images: expected 1 to " + std::to_string(kMaxBenchImages) + ", found " +
+                      std::to_string(images));
+    }
+    if (given.count("rounds") && (rounds < 1 || rounds > kMaxBenchRounds)) {
+      throw po::error("--rounds: expected 1 to " + std::to_string(kMaxBenchRounds) + ", found " +
+                      std::to_string(rounds));
+    }
     if (training) {
-      if (!plans_text.empty() || variants_text != all_variants || warmup != kNotGiven ||
-          steps != kNotGiven || !workers_text.empty() || images != 64 || no_model) {
+      if (any_given({"plans", "variants", "warmup", "steps", "workers", "images"}) || no_model) {
         throw po::error(
             "--plans, --variants, --warmup, --steps, --workers, --images and --no-model go "
             "without --training (its sides time the steps of one epoch)");
       }
+      if (python == "none" && given.count("python-script")) {
+        throw po::error("--python-script goes with a --python other than none");
+      }
       return training_bench(file, overrides, stage_name, common, rounds, python, python_script,
                             json_path);
     }
-    if (python != "auto" || python_script != EXPRUN_PYTHON_REFERENCE) {
+    if (any_given({"python", "python-script"})) {
       throw po::error("--python and --python-script go with --training");
     }
     if (warmup == kNotGiven) warmup = 1;
     if (steps == kNotGiven) steps = 3;
-    if (warmup < 0)
-      throw po::error("--warmup: expected 0 or more, found " + std::to_string(warmup));
-    if (steps < 1) throw po::error("--steps: expected 1 or more, found " + std::to_string(steps));
-    if (data && (!plans_text.empty() || variants_text != all_variants)) {
+    if (warmup < 0 || warmup > kMaxBenchSteps) {
+      throw po::error("--warmup: expected 0 to " + std::to_string(kMaxBenchSteps) + ", found " +
+                      std::to_string(warmup));
+    }
+    if (steps < 1 || steps > kMaxBenchSteps) {
+      throw po::error("--steps: expected 1 to " + std::to_string(kMaxBenchSteps) + ", found " +
+                      std::to_string(steps));
+    }
+    if (data && any_given({"plans", "variants"})) {
       throw po::error("--plans and --variants go without --data");
     }
     if (data)
       return data_bench(file, overrides, stage_name, common, warmup, steps, workers_text, images,
                         rounds, !no_model, json_path);
-    if (!workers_text.empty() || images != 64 || rounds != 3 || no_model) {
+    if (any_given({"workers", "images", "rounds"}) || no_model) {
       throw po::error(
           "--workers, --images and --no-model go with --data, --rounds with --data or "
           "--training");
@@ -282,6 +378,8 @@ int bench_command(const std::vector<std::string>& args) {
     const std::size_t index = stage_name.empty() ? 0 : stage_index_named(experiment, stage_name);
     const StageConfig& stage = experiment.stages[index];
     if (bench.plans.empty()) bench.plans = plans_for_effective_batch(stage.memory.effective_batch);
+    const BenchJsonDestination destination =
+        bench_json_destination(json_path, experiment, "bench-");
     const auto threads = apply_thread_count(experiment.threads);
     std::printf(
         "bench %s, stage %s: %s %dx%d input, %d timed steps after %d warm-up per case, %lld "
@@ -304,7 +402,7 @@ int bench_command(const std::vector<std::string>& args) {
     nlohmann::json out = result.to_json();
     out["source_file"] = experiment.source_file;
     out["threads"] = threads;
-    write_bench_json(bench_json_path(json_path, experiment, "bench-"), out);
+    write_bench_json(destination, out);
     for (const auto& c : result.cases)
       if (!c.ok) return int{kRunFailed};
     return int{kOk};

@@ -1,4 +1,7 @@
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -7,11 +10,27 @@
 
 namespace exprun::cli {
 
+namespace {
+
+// std::from_chars rather than Boost's reader, which takes "-1" as its wrap-around, 2^64 - 1.
+std::uint64_t parse_seed(const std::string& text) {
+  std::uint64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(text.data(), end, value);
+  if (text.empty() || error != std::errc() || stop != end) {
+    throw po::error("--seed " + text + ": expected an integer from 0 to " +
+                    std::to_string(std::numeric_limits<std::uint64_t>::max()));
+  }
+  return value;
+}
+
+}  // namespace
+
 int synth_command(const std::vector<std::string>& args) {
   CommonOptions common;
   SynthRequest request;
   std::string out;
-  std::uint64_t seed = 0;
+  std::string seed_text = "0";
   po::options_description options(
       "exprun synth --format aariz|isbi2015 --out DIR --count N [--seed S] [--size SIZE]\n\n"
       "Writes generated "
@@ -21,7 +40,8 @@ int synth_command(const std::vector<std::string>& args) {
   options.add_options()("format", po::value(&request.format), "aariz or isbi2015")(
       "out", po::value(&out), "folder to create (must not exist, or be empty)")(
       "count", po::value(&request.count), "images over all splits (at least 3)")(
-      "seed", po::value(&seed)->default_value(0), "seed of the generated images")(
+      "seed", po::value(&seed_text)->default_value("0"),
+      "seed of the generated images (0 to 18446744073709551615)")(
       "size", po::value(&request.size),
       "film size: native (the generator's, 440x540 and 480x600), release (the release's: "
       "aariz 1920x2400 and 1549x1901, isbi2015 about 1935x2400) or WxH (aariz only; the film "
@@ -33,7 +53,7 @@ int synth_command(const std::vector<std::string>& args) {
     if (out.empty()) throw po::error("synth needs --out DIR");
     if (request.count == 0) throw po::error("synth needs --count N");
     request.out = out;
-    request.seed = seed;
+    request.seed = parse_seed(seed_text);
     Registry registry;
     load_registry(registry, common);
     const auto counts = write_synthetic_tree(registry, request);

@@ -62,6 +62,9 @@ struct EvalConfig {
   std::string decode = "argmax";  // argmax (+ quadratic sub-pixel) | dark (Zhang et al. 2020)
 };
 
+// memory.effective_batch's largest value, and `exprun bench --plans`'s.
+inline constexpr std::int64_t kMaxEffectiveBatch = 1 << 20;
+
 struct MemoryConfig {
   std::vector<PluginChoice> strategies;
   std::int64_t effective_batch = 8;

@@ -588,49 +588,50 @@ const KeyTable<FocusConfig>& focus_keys() {
 
 const KeyTable<MemoryConfig>& memory_keys() {
   static const KeyTable<MemoryConfig> table(
-      "memory", {
-                    custom<MemoryConfig>(
-                        custom_spec("strategies", ParamType::StringList, std::vector<std::string>{},
-                                    "memory plugins, applied in this order"),
-                        "", read_strategy_names, write_strategies),
-                    field(int_spec("effective_batch", 8, 1, 1 << 20, "images per optimiser step"),
-                          &MemoryConfig::effective_batch),
-                    custom<MemoryConfig>(int_spec("micro_batch", std::nullopt, 1, kNoMax,
-                                                  "images per forward/backward pass, or \"auto\""),
-                                         "= `effective_batch`", read_micro_batch,
-                                         [](const MemoryConfig& m, Json& out) {
-                                           if (m.micro_batch_auto) {
-                                             out["micro_batch"] = "auto";
-                                           } else {
-                                             out["micro_batch"] = m.micro_batch;
-                                           }
-                                         }),
-                    custom<MemoryConfig>(
-                        custom_spec("budget", ParamType::String, std::nullopt,
-                                    "memory the batch tuner may plan for: bytes or \"6GiB\""),
-                        "CUDA: the device's free memory; CPU: **required**", read_budget,
-                        [](const MemoryConfig& m, Json& out) {
-                          if (m.micro_batch_auto && m.budget_bytes) out["budget"] = *m.budget_bytes;
-                        }),
-                    custom<MemoryConfig>(
-                        number_spec("margin", 0.1, 0.0, 0.9, "share of the budget kept free"), "",
-                        [](TableReader& r, MemoryConfig& m, const ReadContext&) {
-                          m.margin = r.number_or("margin", 0.1, 0.0, 0.9);
-                        },
-                        [](const MemoryConfig& m, Json& out) {
-                          if (m.micro_batch_auto) out["margin"] = m.margin;
-                        }),
-                    custom<MemoryConfig>(
-                        number_spec("speed_tolerance", 0.05, 0.0, 1.0,
-                                    "speeds within this share of the fastest count as equal"),
-                        "",
-                        [](TableReader& r, MemoryConfig& m, const ReadContext&) {
-                          m.speed_tolerance = r.number_or("speed_tolerance", 0.05, 0.0, 1.0);
-                        },
-                        [](const MemoryConfig& m, Json& out) {
-                          if (m.micro_batch_auto) out["speed_tolerance"] = m.speed_tolerance;
-                        }),
-                });
+      "memory",
+      {
+          custom<MemoryConfig>(
+              custom_spec("strategies", ParamType::StringList, std::vector<std::string>{},
+                          "memory plugins, applied in this order"),
+              "", read_strategy_names, write_strategies),
+          field(int_spec("effective_batch", 8, 1, kMaxEffectiveBatch, "images per optimiser step"),
+                &MemoryConfig::effective_batch),
+          custom<MemoryConfig>(int_spec("micro_batch", std::nullopt, 1, kNoMax,
+                                        "images per forward/backward pass, or \"auto\""),
+                               "= `effective_batch`", read_micro_batch,
+                               [](const MemoryConfig& m, Json& out) {
+                                 if (m.micro_batch_auto) {
+                                   out["micro_batch"] = "auto";
+                                 } else {
+                                   out["micro_batch"] = m.micro_batch;
+                                 }
+                               }),
+          custom<MemoryConfig>(
+              custom_spec("budget", ParamType::String, std::nullopt,
+                          "memory the batch tuner may plan for: bytes or \"6GiB\""),
+              "CUDA: the device's free memory; CPU: **required**", read_budget,
+              [](const MemoryConfig& m, Json& out) {
+                if (m.micro_batch_auto && m.budget_bytes) out["budget"] = *m.budget_bytes;
+              }),
+          custom<MemoryConfig>(
+              number_spec("margin", 0.1, 0.0, 0.9, "share of the budget kept free"), "",
+              [](TableReader& r, MemoryConfig& m, const ReadContext&) {
+                m.margin = r.number_or("margin", 0.1, 0.0, 0.9);
+              },
+              [](const MemoryConfig& m, Json& out) {
+                if (m.micro_batch_auto) out["margin"] = m.margin;
+              }),
+          custom<MemoryConfig>(
+              number_spec("speed_tolerance", 0.05, 0.0, 1.0,
+                          "speeds within this share of the fastest count as equal"),
+              "",
+              [](TableReader& r, MemoryConfig& m, const ReadContext&) {
+                m.speed_tolerance = r.number_or("speed_tolerance", 0.05, 0.0, 1.0);
+              },
+              [](const MemoryConfig& m, Json& out) {
+                if (m.micro_batch_auto) out["speed_tolerance"] = m.speed_tolerance;
+              }),
+      });
   return table;
 }
 

@@ -9,6 +9,8 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,14 +22,18 @@
 
 #include "config/byte_size.hpp"
 #include "config/config_error.hpp"
+#include "util/dead_process_leftovers.hpp"
 
 namespace exprun {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr char kFilmMagic[8] = {'E', 'X', 'F', 'I', 'L', 'M', '0', '1'};
-// 2: XXH3 hashes (1: a hash of the project's own).
-constexpr std::uint32_t kFormatVersion = 2;
+// 3: the hash covers the header too (2: XXH3 of the pixels alone; 1: a hash of the project's
+// own). A damaged original size would otherwise map every landmark wrongly, unnoticed.
+constexpr std::uint32_t kFormatVersion = 3;
+// Other processes may fill the same folder: this one counts it again at least this often.
+constexpr std::chrono::seconds kRecountAfter{30};
 constexpr std::int64_t kDefaultMaxBytes = 20LL << 30;
 
 struct Header {
@@ -48,6 +54,25 @@ std::string hex(std::uint64_t value) {
 // multiply chain it replaced took 0.5 ms of a 0.9 ms read. Not cryptographic, and need not be:
 // a cache entry is only ever read back by the same user.
 std::uint64_t hash_bytes(const char* data, std::size_t size) { return XXH3_64bits(data, size); }
+
+// The film's hash: its pixels, seeded with every header field before the hash itself.
+std::uint64_t film_hash(const Header& header, const char* pixels, std::size_t bytes) {
+  static_assert(sizeof(Header) == 56 && offsetof(Header, payload_hash) == 48, "no padding");
+  const std::uint64_t seed = XXH3_64bits(&header, offsetof(Header, payload_hash));
+  return XXH3_64bits_withSeed(pixels, bytes, seed);
+}
+
+// A temporary film (KEY.film.tmp-PID-THREAD) whose writer no longer runs: a crash's leftover.
+bool is_abandoned_temporary(const std::string& name) {
+  const auto at = name.rfind(".film.tmp-");
+  if (at == std::string::npos) return false;
+  const std::string rest = name.substr(at + 10);
+  const auto dash = rest.find('-');
+  const std::string pid = rest.substr(0, dash);
+  if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  return process_has_ended(static_cast<pid_t>(std::stol(pid)));
+}
 
 std::string hash_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -135,38 +160,50 @@ std::string FilmCache::key(const fs::path& file, const std::string& reader, std:
          hex(hash_bytes(decides.data(), decides.size())).substr(0, 8);
 }
 
-std::optional<InputFilm> FilmCache::find(const std::string& key) {
+std::optional<InputFilm> FilmCache::find(const std::string& key, std::int64_t width,
+                                         std::int64_t height) {
+  keep_within_bound(false);
   const fs::path path = path_of(key);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  Header header{};
-  in.read(reinterpret_cast<char*>(&header), sizeof header);
-  const bool plausible = in && std::memcmp(header.magic, kFilmMagic, sizeof kFilmMagic) == 0 &&
-                         header.version == kFormatVersion && header.channels == 1 &&
-                         header.width > 0 && header.height > 0 && header.width <= 65536 &&
-                         header.height <= 65536 && header.original_width > 0 &&
-                         header.original_height > 0;
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(path, ec);
+  if (ec || !fs::exists(status)) return std::nullopt;
+  // Anything but a whole film of this size (cut short by a crash or a full disk, damaged, or
+  // not a file at all: opening a FIFO would block) is made again from the image file, as if
+  // never cached. The size is checked before anything is allocated from the header.
+  const auto expected_bytes = static_cast<std::uintmax_t>(sizeof(Header)) +
+                              static_cast<std::uintmax_t>(width * height) * sizeof(float);
+  const bool regular = fs::is_regular_file(status);
   InputFilm film;
   bool whole = false;
-  if (plausible) {
-    film.image.create(static_cast<int>(header.height), static_cast<int>(header.width), CV_32F);
-    const std::size_t bytes = film.image.total() * film.image.elemSize();
-    in.read(reinterpret_cast<char*>(film.image.data), static_cast<std::streamsize>(bytes));
-    whole =
-        in.gcount() == static_cast<std::streamsize>(bytes) &&
-        in.peek() == std::ifstream::traits_type::eof() &&
-        hash_bytes(reinterpret_cast<const char*>(film.image.data), bytes) == header.payload_hash;
+  if (regular && width > 0 && height > 0 && fs::file_size(path, ec) == expected_bytes && !ec) {
+    std::ifstream in(path, std::ios::binary);
+    Header header{};
+    in.read(reinterpret_cast<char*>(&header), sizeof header);
+    const bool plausible = in && std::memcmp(header.magic, kFilmMagic, sizeof kFilmMagic) == 0 &&
+                           header.version == kFormatVersion && header.channels == 1 &&
+                           header.width == width && header.height == height &&
+                           header.original_width > 0 && header.original_height > 0;
+    if (plausible) {
+      film.image.create(static_cast<int>(height), static_cast<int>(width), CV_32F);
+      const std::size_t bytes = film.image.total() * film.image.elemSize();
+      in.read(reinterpret_cast<char*>(film.image.data), static_cast<std::streamsize>(bytes));
+      whole = in.gcount() == static_cast<std::streamsize>(bytes) &&
+              in.peek() == std::ifstream::traits_type::eof() &&
+              film_hash(header, reinterpret_cast<const char*>(film.image.data), bytes) ==
+                  header.payload_hash;
+      film.original_width = header.original_width;
+      film.original_height = header.original_height;
+    }
   }
   if (!whole) {
-    // Cut short by a crash or a full disk: made again from the file, as if never cached.
-    std::error_code ec;
-    fs::remove(path, ec);
+    if (regular || fs::is_fifo(status) || fs::is_symlink(status)) {
+      fs::remove(path, ec);
+    } else {
+      fs::remove_all(path, ec);
+    }
     return std::nullopt;
   }
-  film.original_width = header.original_width;
-  film.original_height = header.original_height;
   // Most recently used first when the cache is trimmed.
-  std::error_code ec;
   fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
   return film;
 }
@@ -185,7 +222,7 @@ void FilmCache::store(const std::string& key, const InputFilm& film) {
   header.height = film.image.rows;
   header.original_width = film.original_width;
   header.original_height = film.original_height;
-  header.payload_hash = hash_bytes(reinterpret_cast<const char*>(film.image.data), bytes);
+  header.payload_hash = film_hash(header, reinterpret_cast<const char*>(film.image.data), bytes);
   // Unique per process and thread: two workers may store the same film at once.
   const fs::path temporary =
       path.string() + ".tmp-" + std::to_string(::getpid()) + "-" +
@@ -211,16 +248,37 @@ void FilmCache::store(const std::string& key, const InputFilm& film) {
               ec.message());
     return;
   }
+  {
+    std::lock_guard lock(mutex_);
+    if (bytes_estimate_ >= 0) bytes_estimate_ += static_cast<std::int64_t>(sizeof header + bytes);
+  }
+  keep_within_bound(true);
+}
+
+// The folder is counted at this process's first use (so a bound lowered since the films were
+// written applies at once) and again every kRecountAfter (other processes' films count too);
+// between counts this process adds what it writes.
+void FilmCache::keep_within_bound(bool stored) {
   bool over = false;
   {
     std::lock_guard lock(mutex_);
-    if (bytes_estimate_ < 0) {
+    if (!stored && bytes_estimate_ >= 0) return;  // reading adds nothing: counted once is enough
+    const auto now = std::chrono::steady_clock::now();
+    if (bytes_estimate_ < 0 || now - counted_at_ >= kRecountAfter) {
       bytes_estimate_ = 0;
-      for (const auto& entry : fs::recursive_directory_iterator(films_dir(), ec))
-        if (entry.is_regular_file(ec))
-          bytes_estimate_ += static_cast<std::int64_t>(entry.file_size(ec));
-    } else {
-      bytes_estimate_ += static_cast<std::int64_t>(sizeof header + bytes);
+      std::error_code ec;
+      for (fs::recursive_directory_iterator it(films_dir(), ec), end; !ec && it != end;
+           it.increment(ec)) {
+        std::error_code entry_error;
+        if (!it->is_regular_file(entry_error)) continue;
+        if (is_abandoned_temporary(it->path().filename().string())) {
+          // A film a crashed writer never renamed into place: nobody will.
+          fs::remove(it->path(), entry_error);
+          continue;
+        }
+        bytes_estimate_ += static_cast<std::int64_t>(it->file_size(entry_error));
+      }
+      counted_at_ = now;
     }
     over = bytes_estimate_ > settings_.max_bytes;
   }
@@ -237,11 +295,19 @@ void FilmCache::trim() {
   std::vector<Entry> entries;
   std::int64_t total = 0;
   std::error_code ec;
-  for (const auto& entry : fs::recursive_directory_iterator(films_dir(), ec)) {
-    if (!entry.is_regular_file(ec) || entry.path().extension() != ".film") continue;
-    const auto bytes = static_cast<std::int64_t>(entry.file_size(ec));
-    entries.push_back({entry.last_write_time(ec), entry.path(), bytes});
-    total += bytes;
+  for (fs::recursive_directory_iterator it(films_dir(), ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code entry_error;
+    if (!it->is_regular_file(entry_error)) continue;
+    const auto bytes = static_cast<std::int64_t>(it->file_size(entry_error));
+    if (it->path().extension() == ".film") {
+      entries.push_back({it->last_write_time(entry_error), it->path(), bytes});
+      total += bytes;
+    } else if (is_abandoned_temporary(it->path().filename().string())) {
+      fs::remove(it->path(), entry_error);  // as in keep_within_bound
+    } else {
+      total += bytes;  // another process's film being written, or a stranger: still disk space
+    }
   }
   // Down to 90 %, so that the next few films do not each trigger a scan.
   const std::int64_t target = settings_.max_bytes / 10 * 9;
@@ -258,7 +324,7 @@ void FilmCache::trim() {
 }
 
 void FilmCache::warn_once(const std::string& message) {
-  if (!warned_.exchange(true)) std::fprintf(stderr, "warning: %s\n", message.c_str());
+  if (!warned_.exchange(true)) std::fprintf(stderr, "exprun: warning: %s\n", message.c_str());
 }
 
 FilmCache& process_film_cache() {

@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -46,8 +47,9 @@ class FilmCache {
   std::string key(const std::filesystem::path& file, const std::string& reader, std::int64_t width,
                   std::int64_t height);
 
-  // The film stored under `key`, if there is one and it is whole. A damaged one is removed.
-  std::optional<InputFilm> find(const std::string& key);
+  // The film stored under `key`, if there is one, whole and of width x height (the key's size).
+  // Anything else there (damaged, cut short, not a regular file) is removed.
+  std::optional<InputFilm> find(const std::string& key, std::int64_t width, std::int64_t height);
   // Written beside its place and renamed there, so readers in other threads and processes see
   // a whole film or none. Failures (a full disk, no permission) are reported once on stderr
   // and training goes on without the film cached.
@@ -60,6 +62,7 @@ class FilmCache {
 
  private:
   std::filesystem::path path_of(const std::string& key) const;
+  void keep_within_bound(bool stored);
   void trim();
   void warn_once(const std::string& message);
 
@@ -74,6 +77,7 @@ class FilmCache {
   std::mutex mutex_;
   std::unordered_map<std::string, KnownFile> hashes_;
   std::int64_t bytes_estimate_ = -1;  // -1: not counted yet
+  std::chrono::steady_clock::time_point counted_at_;
   std::atomic<std::int64_t> evicted_{0};
   std::atomic<bool> warned_{false};
 };

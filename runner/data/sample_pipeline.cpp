@@ -124,7 +124,7 @@ PreparedSample SamplePipeline::prepare(const sdk::Dataset& dataset, std::size_t 
   check(file->sample);
   const std::string key =
       cache_->key(file->image_file, reader_, spec_.input_width, spec_.input_height);
-  std::optional<InputFilm> film = cache_->find(key);
+  std::optional<InputFilm> film = cache_->find(key, spec_.input_width, spec_.input_height);
   const bool hit = film.has_value();
   auto read = Clock::now();
   if (!hit) {

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "config/config_error.hpp"
+#include "data/film_cache.hpp"
 #include "data/worker_count.hpp"
 #include "report/report.hpp"
 #include "run/interrupt.hpp"
@@ -196,6 +197,21 @@ bool is_atomic_run_file(const fs::path& relative) {
          relative.extension() == ".pt";
 }
 
+namespace {
+
+// The film cache's environment (EXPRUN_CACHE_SIZE, a place for it) is read when a stage using
+// it is built; read now too, so that a mistake there stops the run before any stage trains.
+void check_film_cache_environment(const Experiment& experiment) {
+  for (const auto& stage : experiment.stages) {
+    if (stage.data.cache) {
+      film_cache_settings_from_environment();
+      return;
+    }
+  }
+}
+
+}  // namespace
+
 void check_fault_points(const Experiment& experiment) {
   std::vector<std::string> stages;
   for (const auto& stage : experiment.stages) stages.push_back(stage.name);
@@ -242,6 +258,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
   if (writer) {
     try {
       check_fault_points(experiment);
+      check_film_cache_environment(experiment);
       threads = apply_thread_count(experiment.threads, group ? group->ranks_on_machine() : 1);
       choose_run_dir(experiment, run_dir, resume, started, outcome);
       // Held until the run returns, every stage included: a second process (a --resume while
@@ -256,6 +273,7 @@ RunOutcome run_experiment(const Experiment& experiment, const Registry& registry
     if (group) send_rank_plan(*group, {RankPlan::Action::kRun, outcome.run_dir, resume, {}});
   } else {
     check_fault_points(experiment);
+    check_film_cache_environment(experiment);
     threads = apply_thread_count(experiment.threads, group ? group->ranks_on_machine() : 1);
     const RankPlan plan = receive_rank_plan(*group);
     outcome.run_dir = plan.run_dir;

@@ -11,6 +11,7 @@
 
 #include "config/config_error.hpp"
 #include "synth/synth_formats.hpp"
+#include "util/dead_process_leftovers.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -99,6 +100,26 @@ std::string default_film_size(const std::string& format) {
   return format == "isbi2015" ? "release" : "native";
 }
 
+namespace {
+
+// --out as the folder it names: "DIR/" and "." have no last name part to stage beside, and a
+// symbolic link to an empty folder is filled where it points, not replaced by a folder.
+fs::path resolved_out(const fs::path& given) {
+  fs::path out = fs::absolute(given).lexically_normal();
+  if (out.filename().empty() && out.has_parent_path()) out = out.parent_path();
+  std::error_code ec;
+  if (fs::is_symlink(out, ec)) {
+    const fs::path target = fs::canonical(out, ec);
+    if (!ec) out = target;
+  }
+  if (out.filename().empty() || out == out.root_path()) {
+    throw ConfigError("--out " + given.string() + ": expected a folder to create, not the root");
+  }
+  return out;
+}
+
+}  // namespace
+
 const std::vector<std::string>& synth_formats() {
   static const std::vector<std::string> formats = {"aariz", "isbi2015"};
   return formats;
@@ -111,9 +132,9 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
     throw ConfigError("--format " + request.format + ": expected " + join(synth_formats(), " or ") +
                       did_you_mean(request.format, synth_formats()));
   }
-  if (request.count < 3) {
-    throw ConfigError("--count " + std::to_string(request.count) +
-                      ": expected at least 3 (one image per split)");
+  if (request.count < 3 || request.count > kMaxSynthCount) {
+    throw ConfigError("--count " + std::to_string(request.count) + ": expected 3 (one image per " +
+                      "split) to " + std::to_string(kMaxSynthCount));
   }
   if (request.out.empty()) throw ConfigError("--out: a folder to write the tree into is needed");
   const synth::FilmSize size = synth::parse_film_size(
@@ -123,7 +144,7 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
                       ": isbi2015 films are always written at the release's 0.1 mm per pixel "
                       "(about 1935 x 2400), which its reader assumes; --size applies to aariz");
   }
-  const fs::path out = fs::absolute(request.out).lexically_normal();
+  const fs::path out = resolved_out(request.out);
   std::error_code ec;
   if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec))) {
     throw ConfigError("--out " + request.out.string() +
@@ -160,13 +181,21 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
                                      sdk::DatasetContext{plan[i].source_split, request.seed})});
   }
 
-  // Written beside the target under a hidden name, renamed into place when complete.
-  if (out.has_parent_path()) fs::create_directories(out.parent_path());
-  const fs::path staging = out.parent_path() / ("." + out.filename().string() + ".partial-" +
-                                                std::to_string(::getpid()));
-  fs::remove_all(staging, ec);
+  // Written beside the target under a hidden name, renamed into place when complete. Trees of
+  // earlier synths that a signal ended are removed first: their names hold a pid, which a later
+  // synth would not reuse.
+  const std::string staging_prefix = "." + out.filename().string() + ".partial-";
+  const fs::path staging = out.parent_path() / (staging_prefix + std::to_string(::getpid()));
   try {
+    fs::create_directories(out.parent_path());
+    remove_dead_process_leftovers(out.parent_path(), staging_prefix);
+    fs::remove_all(staging);
     fs::create_directories(staging);
+  } catch (const fs::filesystem_error& e) {
+    throw std::runtime_error("--out " + request.out.string() + ": cannot write beside it, in " +
+                             out.parent_path().string() + ": " + e.code().message());
+  }
+  try {
     if (request.format == "aariz") {
       synth::write_aariz(staging, splits, request.seed, size);
     } else {

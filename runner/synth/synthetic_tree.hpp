@@ -13,10 +13,14 @@
 
 namespace exprun {
 
+// --count's bound: 20 times Aariz's 1000 films. The generator keeps each film it made in memory
+// (about 0.25 MB at its native size), so a digit too many would exhaust memory, not make a tree.
+inline constexpr std::int64_t kMaxSynthCount = 20'000;
+
 struct SynthRequest {
   std::string format;  // "aariz" | "isbi2015"
   std::filesystem::path out;
-  std::int64_t count = 0;  // images over all splits; at least 3
+  std::int64_t count = 0;  // images over all splits; 3 to kMaxSynthCount
   std::uint64_t seed = 0;
   // "native" (the generator's 440 x 540 and 480 x 600), "release" (the release's sizes: 2-5
   // megapixels) or "WxH"; empty: the format's default (default_film_size).

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
@@ -35,6 +37,13 @@ std::optional<std::string> temporary_target(const std::string& name) {
   const std::string pid = name.substr(at + kTempMarker.size());
   if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
   return name.substr(0, at);
+}
+
+void write_content(const fs::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) throw std::runtime_error("cannot write " + path.string());
 }
 
 }  // namespace
@@ -75,12 +84,31 @@ void replace_atomically(const fs::path& target, const std::function<void(const f
 }
 
 void write_file_atomically(const fs::path& target, const std::string& content) {
-  replace_atomically(target, [&](const fs::path& temp) {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.close();
-    if (!out) throw std::runtime_error("cannot write " + temp.string());
-  });
+  replace_atomically(target, [&](const fs::path& temp) { write_content(temp, content); });
+}
+
+bool write_new_file_atomically(const fs::path& target, const std::string& content) {
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const fs::path temp = temporary_for(target);
+  bool published = false;
+  try {
+    write_content(temp, content);
+    sync_file(temp);
+    // link() publishes the whole file under the new name, or fails where one exists: rename()
+    // would replace it.
+    if (::link(temp.c_str(), target.c_str()) == 0) {
+      published = true;
+    } else if (errno != EEXIST) {
+      throw std::runtime_error("cannot create " + target.string() + ": " + std::strerror(errno));
+    }
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    throw;
+  }
+  std::error_code ignored;
+  fs::remove(temp, ignored);
+  return published;
 }
 
 }  // namespace exprun

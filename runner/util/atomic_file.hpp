@@ -14,6 +14,9 @@ namespace exprun {
 void replace_atomically(const std::filesystem::path& target,
                         const std::function<void(const std::filesystem::path&)>& write);
 void write_file_atomically(const std::filesystem::path& target, const std::string& content);
+// The same for a file that must not replace another: false, and nothing written, when `target`
+// exists already (also when another process publishes it first).
+bool write_new_file_atomically(const std::filesystem::path& target, const std::string& content);
 
 // Removes, in `dir` and every folder below it, the temporary files (TARGET.tmp-PID) that writes
 // left behind when they died between writing and renaming, of the targets for which

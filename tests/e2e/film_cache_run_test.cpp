@@ -142,5 +142,44 @@ TEST_F(FilmCacheRun, FilmMemoOfMadeImagesChangesNoBit) {
   }
 }
 
+// A malformed EXPRUN_CACHE_SIZE is a configuration error before anything trains, even when only
+// a later stage uses the cache (stages are built one after the other).
+TEST_F(FilmCacheRun, AMalformedCacheSizeStopsTheRunBeforeItStarts) {
+  test::write_text(file_, experiment(tree_) +
+                              "data.cache = false\n\n[[stage]]\nname = \"later\"\n"
+                              "epochs = 1\ndata.cache = true\n");
+  test::ProcessOptions options;
+  options.env["EXPRUN_CACHE_DIR"] = cache_.string();
+  options.env["EXPRUN_CACHE_SIZE"] = "20GiBs";
+  const auto r = test::run_exprun(
+      {"run", file_.string(), "--output", (dir_ / "results" / "bad-size").string()}, options);
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "EXPRUN_CACHE_SIZE=20GiBs: expected a size such as 20GiB");
+  EXPECT_FALSE(fs::exists(dir_ / "results" / "bad-size"));
+}
+
+// `exprun bench --data` with a cache that cannot store the films (its folder a file): the pass
+// after the filling one still decodes, so the cache is reported as not measured, not as warm.
+TEST_F(FilmCacheRun, BenchDataSaysWhenTheCacheHeldNoFilms) {
+  test::write_text(dir_ / "not-a-folder", "x");
+  test::ProcessOptions options;
+  options.env["EXPRUN_CACHE_DIR"] = (dir_ / "not-a-folder").string();
+  options.timeout_s = 300;
+  const fs::path out = dir_ / "bench.json";
+  const auto r = test::run_exprun({"bench", file_.string(), "--data", "--no-model", "--workers",
+                                   "0", "--images", "4", "--rounds", "1", "--json", out.string()},
+                                  options);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_CONTAINS(r.err, "exprun: warning: cannot write to the decoded-film cache");
+  EXPECT_CONTAINS(r.out,
+                  "film cache: not measured: 4 of 4 images found no film in the "
+                  "decoded-film cache");
+  const json data = json::parse(test::read_text(out));
+  EXPECT_EQ(data["cache_measured"], false);
+  EXPECT_TRUE(data["cache_kind"].is_null());
+  EXPECT_CONTAINS(data["cache_note"].get<std::string>(), "4 of 4 images found no film");
+  EXPECT_TRUE(data["workers"][0]["cached_images_per_second"].is_null());
+}
+
 }  // namespace
 }  // namespace exprun

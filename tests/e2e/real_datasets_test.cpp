@@ -4,6 +4,7 @@
 // way a tree can be broken. Also `exprun data`, `exprun synth`'s own errors, and the shipped
 // real-data experiments opened on such trees.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <exprun/sdk/landmarks.hpp>
 #include <nlohmann/json.hpp>
@@ -542,7 +543,20 @@ TEST_F(RealDatasets, SynthRefusesBadRequestsAndIsDeterministic) {
   r = test::run_exprun(
       {"synth", "--format", "aariz", "--out", (scratch_ / "x").string(), "--count", "2"});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("--count 2: expected at least 3"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--count 2: expected 3 (one image per split) to 20000"), std::string::npos)
+      << r.err;
+  // More than the generator can hold in memory, refused before it starts.
+  r = test::run_exprun(
+      {"synth", "--format", "aariz", "--out", (scratch_ / "x").string(), "--count", "20001"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_CONTAINS(r.err, "--count 20001: expected 3 (one image per split) to 20000");
+  // Boost would read -1 into the unsigned seed as 2^64 - 1.
+  for (const char* seed : {"-1", "18446744073709551616", "1e3", ""}) {
+    r = test::run_exprun({"synth", "--format", "aariz", "--out", (scratch_ / "x").string(),
+                          "--count", "3", "--seed", seed});
+    EXPECT_EQ(r.exit_code, 2) << seed;
+    EXPECT_CONTAINS(r.err, "expected an integer from 0 to 18446744073709551615");
+  }
   r = test::run_exprun({"synth", "--format", "aariz", "--out", aariz().string(), "--count", "5"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("already exists and is not an empty folder"), std::string::npos) << r.err;
@@ -619,6 +633,29 @@ TEST_F(RealDatasets, SynthFixedSizeAndItsErrors) {
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_CONTAINS(r.err, "isbi2015 films are always written at the release's 0.1 mm per pixel");
   EXPECT_FALSE(fs::exists(scratch_ / "x"));
+}
+
+// --out as "DIR/" and ".": the tree lands in DIR, staged beside it. A staging tree that a
+// signal left behind (its pid ended) goes; a running process's is left alone.
+TEST_F(RealDatasets, SynthOutWithATrailingSlashOrDotAndLeftStaging) {
+  const std::string slashed = (scratch_ / "slashed").string() + "/";
+  const fs::path left = scratch_ / ".slashed.partial-999999999";  // above any pid Linux gives
+  const fs::path running = scratch_ / (".slashed.partial-" + std::to_string(::getpid()));
+  fs::create_directories(left / "train");
+  fs::create_directories(running);
+  auto r = test::run_exprun({"synth", "--format", "aariz", "--out", slashed, "--count", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_TRUE(fs::is_regular_file(scratch_ / "slashed" / "cephalogram_machine_mappings.csv"));
+  EXPECT_FALSE(fs::exists(left));
+  EXPECT_TRUE(fs::exists(running));
+
+  const fs::path here = scratch_ / "here";
+  fs::create_directories(here);
+  test::ProcessOptions in_here;
+  in_here.cwd = here;
+  r = test::run_exprun({"synth", "--format", "aariz", "--out", ".", "--count", "3"}, in_here);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_TRUE(fs::is_directory(here / "train" / "Cephalograms"));
 }
 
 TEST_F(RealDatasets, ShippedExperimentsOpenSynthTrees) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <ctime>
 #include <filesystem>
 
 #include "bench/data_benchmark.hpp"
@@ -15,6 +16,7 @@
 #include "config/experiment_loader.hpp"
 #include "plugins/registry.hpp"
 #include "test_support.hpp"
+#include "util/timestamp.hpp"
 
 namespace exprun {
 namespace {
@@ -272,10 +274,18 @@ TEST_F(BenchTest, MeasuresEveryPlanWithAndWithoutEachStrategy) {
 
 TEST_F(BenchTest, BadPlansAreUsageErrors) {
   test::write_text(file_, experiment_.toml());
-  const auto r = exprun({"bench", file_.string(), "--plans", "4x0"}, dir_.path());
+  auto r = exprun({"bench", file_.string(), "--plans", "4x0"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   expect_no_crash(r);
-  EXPECT_CONTAINS(r.err, "--plans '4x0': expected MICROxACCUMULATION with positive integers");
+  EXPECT_CONTAINS(r.err,
+                  "--plans '4x0': expected MICROxACCUMULATION with integers from 1 to 1048576");
+  // Each side within memory.effective_batch's bound, and their product too (no overflow).
+  r = exprun({"bench", file_.string(), "--plans", "9223372036854775807x2"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "with integers from 1 to 1048576");
+  r = exprun({"bench", file_.string(), "--plans", "1024x1025"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "'1024x1025': 1049600 images per step; expected at most 1048576");
 }
 
 // ---------------------------------------------------------------- exprun bench --data
@@ -343,7 +353,17 @@ TEST_F(BenchTest, DataOptionsAreCheckedAndBelongToData) {
   EXPECT_CONTAINS(r.err, "--workers 'x': expected worker counts 0 to 256");
   r = exprun({"bench", file_.string(), "--data", "--images", "0"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
-  EXPECT_CONTAINS(r.err, "--images: expected 1 or more, found 0");
+  EXPECT_CONTAINS(r.err, "--images: expected 1 to 1000000, found 0");
+  r = exprun({"bench", file_.string(), "--data", "--images", "99999999999999"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--images: expected 1 to 1000000, found 99999999999999");
+  // An empty value is not the default; an option of another mode is refused at its default too.
+  r = exprun({"bench", file_.string(), "--data", "--workers", ""}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--workers: empty; give a value or leave the option out");
+  r = exprun({"bench", file_.string(), "--rounds", "3"}, dir_.path());
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--rounds with --data or --training");
   r = exprun({"bench", file_.string(), "--workers", "0,1"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_CONTAINS(r.err,
@@ -352,6 +372,36 @@ TEST_F(BenchTest, DataOptionsAreCheckedAndBelongToData) {
   r = exprun({"bench", file_.string(), "--data", "--plans", "4x1"}, dir_.path());
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_CONTAINS(r.err, "--plans and --variants go without --data");
+}
+
+// The default JSON name takes -2, -3, ... rather than replacing the file of a benchmark that
+// finished in the same second.
+TEST_F(BenchTest, DefaultJsonNameNeverReplacesAnother) {
+  experiment_.stage_extra = "data.workers = 0\n";
+  experiment_.output = dir_ / "results";
+  test::write_text(file_, experiment_.toml());
+  // Files for every second the benchmark may finish in: it must pick a suffixed name.
+  const fs::path folder = experiment_.output / experiment_.name;
+  fs::create_directories(folder);
+  const std::time_t now = std::time(nullptr);
+  for (std::time_t t = now; t < now + 120; ++t)
+    test::write_text(folder / ("bench-data-" + utc_timestamp(t) + ".json"), "taken");
+  const auto r = exprun({"bench", file_.string(), "--data", "--no-model", "--workers", "0",
+                         "--images", "2", "--rounds", "1"},
+                        dir_.path());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  std::size_t suffixed = 0;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, "-2.json") == 0) {
+      ++suffixed;
+      EXPECT_CONTAINS(r.out, name);
+      EXPECT_EQ(json::parse(test::read_text(entry.path()))["images"], 2);
+    } else {
+      EXPECT_EQ(test::read_text(entry.path()), "taken") << name;
+    }
+  }
+  EXPECT_EQ(suffixed, 1u);
 }
 
 // ---------------------------------------------------------------- exprun bench --training
@@ -535,7 +585,13 @@ TEST_F(BenchTest, TrainingOptionsAreChecked) {
       {{"--training", "--plans", "4x1"}, "go without --training"},
       {{"--training", "--steps", "2"}, "go without --training"},
       {{"--training", "--workers", "0"}, "go without --training"},
-      {{"--training", "--rounds", "0"}, "--rounds: expected 1 or more, found 0"},
+      {{"--training", "--rounds", "0"}, "--rounds: expected 1 to 1000, found 0"},
+      {{"--training", "--images", "64"}, "go without --training"},
+      {{"--training", "--python", "none", "--python-script", "x.py"},
+       "--python-script goes with a --python other than none"},
+      {{"--training", "--json", ""}, "--json: empty"},
+      {{"--training", "--python", "none", "--json", dir_.path().string()},
+       ": is a folder; expected the path of the file to write"},
       {{"--training", "--python", (dir_ / "no-python").string()},
        ": cannot run it, or it cannot import torch"},
       {{"--training", "--python-script", (dir_ / "none.py").string(), "--python", kDebianPython},

@@ -1,7 +1,11 @@
 // The decoded-film cache: films read back to the bit, keys that follow the file's content and
-// the input size, damaged entries made again, the size bound, the environment's settings, and a
-// pipeline whose batches are the same with the cache off, cold and warm, decoding nothing warm.
+// the input size, damaged entries (header or pixels) made again, the size bound, the environment's
+// settings, and a pipeline whose batches are the same with the cache off, cold and warm, decoding
+// nothing warm.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -83,9 +87,9 @@ class FilmCacheTest : public ::testing::Test {
 
 TEST_F(FilmCacheTest, AStoredFilmComesBackToTheBit) {
   const InputFilm film = random_film(64, 80, 1);
-  EXPECT_FALSE(cache_.find("0123abcd-64x80-x").has_value());
+  EXPECT_FALSE(cache_.find("0123abcd-64x80-x", 64, 80).has_value());
   cache_.store("0123abcd-64x80-x", film);
-  const auto back = cache_.find("0123abcd-64x80-x");
+  const auto back = cache_.find("0123abcd-64x80-x", 64, 80);
   ASSERT_TRUE(back.has_value());
   ASSERT_EQ(back->image.type(), CV_32F);
   ASSERT_EQ(back->image.size(), film.image.size());
@@ -126,10 +130,99 @@ TEST_F(FilmCacheTest, ADamagedFilmIsAMissAndIsRemoved) {
     f.seekp(200);
     f.put('\x7f');
   }
-  EXPECT_FALSE(cache_.find("aa11-64x80-x").has_value());
-  EXPECT_FALSE(cache_.find("bb22-64x80-x").has_value());
+  EXPECT_FALSE(cache_.find("aa11-64x80-x", 64, 80).has_value());
+  EXPECT_FALSE(cache_.find("bb22-64x80-x", 64, 80).has_value());
   EXPECT_FALSE(fs::exists(truncated));
   EXPECT_FALSE(fs::exists(flipped));
+}
+
+// The one file under `dir` whose name starts with `prefix`.
+fs::path film_file(const fs::path& dir, const std::string& prefix) {
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) return e.path();
+  return {};
+}
+
+// Overwrites 8 bytes of `file` at `offset` with `value` (the header's fields are 64-bit).
+void put_int64(const fs::path& file, std::streamoff offset, std::int64_t value) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(offset);
+  f.write(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+// The header is checksummed with the pixels: a changed original size, which maps landmarks to
+// millimetres, is a miss like a changed pixel; so are sizes that are not the key's, checked
+// (with the file's length) before anything is allocated from them.
+TEST_F(FilmCacheTest, AChangedHeaderIsAMissAndIsRemoved) {
+  // Header: magic 8, version 4, channels 4, width 8 @16, height 8 @24, original width 8 @32.
+  cache_.store("cc33-64x80-x", random_film(64, 80, 4));
+  cache_.store("dd44-64x80-x", random_film(64, 80, 5));
+  cache_.store("ee55-64x80-x", random_film(64, 80, 6));
+  const fs::path original = film_file(cache_.films_dir(), "cc33");
+  const fs::path swapped = film_file(cache_.films_dir(), "dd44");
+  const fs::path huge = film_file(cache_.films_dir(), "ee55");
+  put_int64(original, 32, 64 * 7 + 1);
+  put_int64(swapped, 16, 80);  // 80 x 64: the same number of pixels
+  put_int64(swapped, 24, 64);
+  put_int64(huge, 16, 65536);
+  put_int64(huge, 24, 65536);
+  EXPECT_FALSE(cache_.find("cc33-64x80-x", 64, 80).has_value());
+  EXPECT_FALSE(cache_.find("dd44-64x80-x", 64, 80).has_value());
+  EXPECT_FALSE(cache_.find("ee55-64x80-x", 64, 80).has_value());
+  EXPECT_FALSE(fs::exists(original));
+  EXPECT_FALSE(fs::exists(swapped));
+  EXPECT_FALSE(fs::exists(huge));
+  // A whole film asked for at another size is not that film either.
+  cache_.store("ff66-64x80-x", random_film(64, 80, 7));
+  EXPECT_FALSE(cache_.find("ff66-64x80-x", 80, 64).has_value());
+}
+
+// Opening a FIFO for reading would wait for a writer forever.
+TEST_F(FilmCacheTest, WhatIsNotARegularFileUnderAFilmsNameIsRemoved) {
+  cache_.store("ab12-64x80-x", random_film(64, 80, 8));
+  const fs::path path = film_file(cache_.films_dir(), "ab12");
+  fs::remove(path);
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  EXPECT_FALSE(cache_.find("ab12-64x80-x", 64, 80).has_value());
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path)));
+  fs::create_directories(path / "inside");
+  EXPECT_FALSE(cache_.find("ab12-64x80-x", 64, 80).has_value());
+  EXPECT_FALSE(fs::exists(path));
+  cache_.store("ab12-64x80-x", random_film(64, 80, 8));  // and the place takes a film again
+  EXPECT_TRUE(cache_.find("ab12-64x80-x", 64, 80).has_value());
+}
+
+// A bound lowered under a full cache applies at the next process's first read; a crashed
+// writer's temporary film goes then, a running process's stays (it is still being written).
+TEST_F(FilmCacheTest, TheBoundAppliesAtFirstUseAndAbandonedTemporariesGo) {
+  const std::int64_t film_bytes = 64 * 80 * 4 + 56;
+  const fs::path dir = dir_ / "shared";
+  {
+    FilmCache large(FilmCacheSettings{dir, 1LL << 30});
+    for (int i = 0; i < 6; ++i)
+      large.store("g" + std::to_string(i) + "-64x80-x", random_film(64, 80, i));
+  }
+  const fs::path shard = film_file(dir / "films", "g0").parent_path();
+  const pid_t ended = [] {
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    return child;
+  }();
+  const fs::path abandoned = shard / ("g9-64x80-x.film.tmp-" + std::to_string(ended) + "-1");
+  const fs::path writing = shard / ("g8-64x80-x.film.tmp-" + std::to_string(::getpid()) + "-1");
+  test::write_text(abandoned, "half a film");
+  test::write_text(writing, "half a film");
+  FilmCache small(FilmCacheSettings{dir, film_bytes * 3});
+  small.find("g5-64x80-x", 64, 80);
+  std::int64_t total = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "films"))
+    if (e.is_regular_file()) total += static_cast<std::int64_t>(e.file_size());
+  EXPECT_LE(total, film_bytes * 3);
+  EXPECT_GE(small.evicted(), 3);
+  EXPECT_FALSE(fs::exists(abandoned));
+  EXPECT_TRUE(fs::exists(writing));
 }
 
 TEST_F(FilmCacheTest, TheOldestFilmsGoBeyondTheBound) {
@@ -150,8 +243,8 @@ TEST_F(FilmCacheTest, TheOldestFilmsGoBeyondTheBound) {
     if (e.is_regular_file()) total += static_cast<std::int64_t>(e.file_size());
   EXPECT_LE(total, small.settings().max_bytes);
   EXPECT_GE(small.evicted(), 2);
-  EXPECT_FALSE(small.find("f0-64x80-x").has_value());
-  EXPECT_TRUE(small.find("f4-64x80-x").has_value());
+  EXPECT_FALSE(small.find("f0-64x80-x", 64, 80).has_value());
+  EXPECT_TRUE(small.find("f4-64x80-x", 64, 80).has_value());
 }
 
 // Restores one environment variable when it goes.

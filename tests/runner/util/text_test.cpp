@@ -1,5 +1,8 @@
-// Text helpers for error messages and progress lines, and atomic file replacement.
+// Text helpers for error messages and progress lines, atomic file replacement, and the removal
+// of what processes a signal ended left behind.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +14,7 @@
 
 #include "test_support.hpp"
 #include "util/atomic_file.hpp"
+#include "util/dead_process_leftovers.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -166,6 +170,44 @@ TEST(AtomicFile, ReplaceAtomicallyHandsTheWriterAPathItMayFill) {
   replace_atomically(target, [](const fs::path& temp) { test::write_text(temp, "weights"); });
   EXPECT_EQ(test::read_text(target), "weights");
   EXPECT_EQ(names_in(dir.path()), (std::vector<std::string>{"model.bin"}));
+}
+
+TEST(AtomicFile, NewFileNeverReplacesOne) {
+  test::TempDir dir;
+  const fs::path target = dir / "sub" / "bench.json";
+  EXPECT_TRUE(write_new_file_atomically(target, "first"));  // its folder created too
+  EXPECT_FALSE(write_new_file_atomically(target, "second"));
+  EXPECT_EQ(test::read_text(target), "first");
+  EXPECT_EQ(names_in(dir / "sub"), (std::vector<std::string>{"bench.json"}));
+}
+
+// A child that has exited and been waited for: its pid names no process any more.
+pid_t pid_of_an_ended_process() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+TEST(DeadProcessLeftovers, RemovesOnlyThoseOfProcessesThatEnded) {
+  test::TempDir dir;
+  const std::string prefix = ".tree.partial-";
+  const pid_t ended = pid_of_an_ended_process();
+  ASSERT_GT(ended, 0);
+  fs::create_directories(dir / (prefix + std::to_string(ended)) / "train");
+  test::write_text(dir / (prefix + std::to_string(ended)) / "train" / "a.png", "x");
+  fs::create_directories(dir / (prefix + std::to_string(::getpid())));  // a running process's
+  fs::create_directories(dir / (prefix + "12ab"));                      // not a pid
+  fs::create_directories(dir / "tree");                                 // the user's own
+  const auto removed = remove_dead_process_leftovers(dir.path(), prefix);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0].filename(), prefix + std::to_string(ended));
+  std::vector<std::string> kept = {prefix + "12ab", prefix + std::to_string(::getpid()), "tree"};
+  std::sort(kept.begin(), kept.end());
+  EXPECT_EQ(names_in(dir.path()), kept);
+  // A folder that cannot be listed removes nothing and does not throw.
+  EXPECT_TRUE(remove_dead_process_leftovers(dir / "missing", prefix).empty());
 }
 
 TEST(TempDirTest, RemovesItselfAndIsUnique) {
