@@ -67,11 +67,7 @@ bool is_abandoned_temporary(const std::string& name) {
   const auto at = name.rfind(".film.tmp-");
   if (at == std::string::npos) return false;
   const std::string rest = name.substr(at + 10);
-  const auto dash = rest.find('-');
-  const std::string pid = rest.substr(0, dash);
-  if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos)
-    return false;
-  return process_has_ended(static_cast<pid_t>(std::stol(pid)));
+  return names_an_ended_process(std::string_view(rest).substr(0, rest.find('-')));
 }
 
 std::string hash_file(const fs::path& file) {

@@ -2,16 +2,16 @@
 // before its clean-up ran (exprun synth's staging tree, exprun bench's scratch runs).
 #pragma once
 
-#include <sys/types.h>
-
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace exprun {
 
-// Whether no process of that pid runs (one of another user's counts as running).
-bool process_has_ended(pid_t pid);
+// Whether `pid_text` is a pid (decimal digits) of a process that no longer runs; one of another
+// user's counts as running.
+bool names_an_ended_process(std::string_view pid_text);
 
 // Removes the entries of `dir` named `prefix` followed by the pid of a process that no longer
 // runs; entries of running processes, ours included, and other names are left alone. Returns
