@@ -19,10 +19,6 @@ namespace {
 
 double ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
-void check_not_interrupted() {
-  if (interrupt_signal() != 0) throw std::runtime_error("bench --training interrupted");
-}
-
 // The runner's speed is its second epoch's: the first one makes the optimiser's state, oneDNN's
 // primitives and (for datasets that make their images) the images themselves, which a long
 // training run pays once. The stage is trained from its model's own initialisation: where its
@@ -49,7 +45,7 @@ RunnerEpoch measure_runner(const Experiment& experiment, std::size_t index,
   BuiltStage built = build_stage(copy, config, index, registry);
   StageTrainer trainer(copy, config, index, std::move(built), scratch / config.name);
   trainer.run();
-  if (trainer.stop_signal() != 0) throw std::runtime_error("bench --training interrupted");
+  if (trainer.stop_signal() != 0) throw StopRequested(trainer.stop_signal());
   const auto& history = trainer.progress().history;
   if (history.size() < 2) throw std::logic_error("the runner's stage ended before its 2nd epoch");
   fs::remove_all(scratch);
@@ -81,6 +77,8 @@ PythonRun measure_python(const std::vector<std::string>& command, const fs::path
   args.push_back("--json");
   args.push_back(json_path.string());
   const ProgramResult result = run_program(command.front(), args);
+  // A terminal's Ctrl-C reaches the script too, which then fails: the stop is what to report.
+  throw_if_stop_requested();
   if (result.exit_code != 0) {
     throw std::runtime_error(
         "the PyTorch reference (" + command.front() + " " + command.at(1) + ") " +
@@ -302,7 +300,7 @@ TrainingBenchResult run_training_benchmark(const Experiment& experiment, std::si
     TrainingRound r;
     // Each round starts with another side, so no side always follows the same one.
     for (int turn = 0; turn < 3; ++turn) {
-      check_not_interrupted();
+      throw_if_stop_requested();
       switch ((round + turn) % 3) {
         case 0: {
           const RunnerEpoch epoch =

@@ -1,10 +1,7 @@
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <limits>
 
@@ -17,8 +14,10 @@
 #include "config/config_error.hpp"
 #include "config/experiment_loader.hpp"
 #include "run/experiment_run.hpp"
+#include "run/interrupt.hpp"
 #include "util/atomic_file.hpp"
 #include "util/dead_process_leftovers.hpp"
+#include "util/json_file.hpp"
 #include "util/program.hpp"
 #include "util/text.hpp"
 #include "util/timestamp.hpp"
@@ -67,28 +66,12 @@ BenchJsonDestination bench_json_destination(const std::string& given, const Expe
   const fs::path folder = given.empty() ? d.folder : d.given.parent_path();
   const std::string what =
       given.empty() ? "the measurements' folder " + folder.string() : "--json " + given;
-  std::error_code ec;
-  if (!given.empty() && fs::is_directory(d.given, ec)) {
-    throw po::error(what + ": is a folder; expected the path of the file to write");
-  }
-  if (!folder.empty() && !fs::is_directory(folder, ec)) {
-    fs::create_directories(folder, ec);
-    if (ec) throw po::error(what + ": cannot create " + folder.string() + ": " + ec.message());
-  }
-  const fs::path probe = (folder.empty() ? fs::path(".") : folder) /
-                         (".exprun-bench-probe-" + std::to_string(::getpid()));
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) {
-    throw po::error(what + ": cannot write in " + (folder.empty() ? "." : folder.string()) + ": " +
-                    std::strerror(errno));
-  }
-  ::close(fd);
-  fs::remove(probe, ec);
+  check_output_destination(what, d.given, folder);
   return d;
 }
 
 void write_bench_json(const BenchJsonDestination& destination, const nlohmann::json& out) {
-  const std::string text = out.dump(2) + "\n";
+  const std::string text = json_file_text(out);
   std::filesystem::path path = destination.given;
   if (!path.empty()) {
     write_file_atomically(path, text);
@@ -216,6 +199,9 @@ int training_bench(const std::string& file, const std::vector<std::string>& over
   std::fflush(stdout);
   TrainingBenchResult result;
   try {
+    // A stop signal asks the sides to stop (the runner after a step, the others between them),
+    // so that the scratch folder goes on the way out.
+    const InterruptGuard stop_between_sides;
     result =
         run_training_benchmark(experiment, index, registry, options, [](const std::string& line) {
           std::printf("%s\n", line.c_str());
@@ -301,12 +287,6 @@ int bench_command(const std::vector<std::string>& args) {
     if (common.help) {
       std::cout << options << "\n";
       return int{kOk};
-    }
-    // An empty value is a mistake (an unset shell variable, say), not a request for the default.
-    for (const char* name :
-         {"file", "stage", "plans", "variants", "workers", "python", "python-script", "json"}) {
-      if (given.count(name) && given[name].as<std::string>().empty())
-        throw po::error(std::string("--") + name + ": empty; give a value or leave the option out");
     }
     const auto any_given = [&](std::initializer_list<const char*> names) {
       for (const char* name : names)

@@ -2,12 +2,19 @@
 
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "config/config_error.hpp"
 #include "dist/launch.hpp"
 #include "slurm/requeue.hpp"
+#include "util/interrupt_flag.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -40,7 +47,17 @@ po::variables_map parse(const std::vector<std::string>& args,
                         const po::options_description& options,
                         const po::positional_options_description& positional) {
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(options).positional(positional).run(), vm);
+  const po::parsed_options parsed =
+      po::command_line_parser(args).options(options).positional(positional).run();
+  // An empty value is a mistake (an unset shell variable, say), not a request for the default:
+  // `--run-dir ""` would otherwise start a new run elsewhere.
+  for (const auto& option : parsed.options) {
+    for (const auto& token : option.value) {
+      if (token.empty())
+        throw po::error("--" + option.string_key + ": empty; give a value or leave the option out");
+    }
+  }
+  po::store(parsed, vm);
   po::notify(vm);
   return vm;
 }
@@ -96,6 +113,28 @@ std::vector<std::string> with_global_options_after_command(const std::vector<std
   return out;
 }
 
+void check_output_destination(const std::string& what, const std::filesystem::path& file,
+                              const std::filesystem::path& folder) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!file.empty() && fs::is_directory(file, ec)) {
+    throw po::error(what + ": is a folder; expected the path of the file to write");
+  }
+  if (!folder.empty() && !fs::is_directory(folder, ec)) {
+    fs::create_directories(folder, ec);
+    if (ec) throw po::error(what + ": cannot create " + folder.string() + ": " + ec.message());
+  }
+  const fs::path probe = (folder.empty() ? fs::path(".") : folder) /
+                         (".exprun-output-probe-" + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    throw po::error(what + ": cannot write in " + (folder.empty() ? "." : folder.string()) + ": " +
+                    std::strerror(errno));
+  }
+  ::close(fd);
+  fs::remove(probe, ec);
+}
+
 int guarded(const std::function<int()>& body) {
   try {
     return body();
@@ -111,6 +150,10 @@ int guarded(const std::function<int()>& body) {
   } catch (const c10::Error& e) {
     std::cerr << "exprun: error: " << e.what_without_backtrace() << "\n";
     return kRunFailed;
+  } catch (const StopRequested& e) {
+    // Only the commands that remove what they had begun on the way out throw it (synth, bench).
+    std::cerr << "exprun: " << e.what() << " before the end; nothing was written\n";
+    return 128 + e.signal();
   } catch (const std::exception& e) {
     std::cerr << "exprun: error: " << e.what() << "\n";
     return kRunFailed;

@@ -61,6 +61,13 @@ std::string rerun_command(const std::string& file, const std::vector<std::string
 // without its directory, or global options with no command after them.
 std::vector<std::string> with_global_options_after_command(const std::vector<std::string>& args);
 
+// Checks, before work that can take minutes, that its output can be written: `file` is not a
+// folder, and `folder` (the file's, or where a new file will go when `file` is empty) exists or
+// can be made and takes a new file. `what` names the output in errors ("--json x.json").
+// Throws po::error.
+void check_output_destination(const std::string& what, const std::filesystem::path& file,
+                              const std::filesystem::path& folder);
+
 // Runs `body`, printing any error as "exprun: error: ..." and mapping it to an exit code.
 int guarded(const std::function<int()>& body);
 

@@ -8,6 +8,7 @@
 #include "compare/run_loader.hpp"
 #include "compare/terminal_width.hpp"
 #include "sweep/shared_sweep.hpp"
+#include "util/json_file.hpp"
 
 namespace exprun::cli {
 namespace {
@@ -21,7 +22,10 @@ bool all_digits(const std::string& text) {
 std::size_t resolve_baseline(const std::string& baseline, std::vector<LoadedRun>& runs) {
   if (baseline.empty()) return 0;
   std::error_code ec;
-  if (all_digits(baseline) && !std::filesystem::exists(baseline, ec)) {
+  // "-1" is a run number out of range too, not a path that does not exist.
+  const bool numeric = all_digits(baseline) || (baseline.size() > 1 && baseline[0] == '-' &&
+                                                all_digits(baseline.substr(1)));
+  if (numeric && !std::filesystem::exists(baseline, ec)) {
     // A number too large for any integer type is as out of range as one past the last run.
     std::size_t n = 0;
     const auto [end, error] =
@@ -95,7 +99,7 @@ int compare_command(const std::vector<std::string>& args) {
     if (format == "table") std::cout << comparison_table(comparison, output_width());
     if (format == "markdown") std::cout << comparison_markdown(comparison);
     if (format == "csv") std::cout << comparison_csv(comparison);
-    if (format == "json") std::cout << comparison_json(comparison).dump(2) << "\n";
+    if (format == "json") std::cout << json_file_text(comparison_json(comparison));
     return int{kOk};
   });
 }

@@ -12,6 +12,7 @@
 #include "train/stage_builder.hpp"
 #include "util/atomic_file.hpp"
 #include "util/fp32_precision.hpp"
+#include "util/json_file.hpp"
 #include "util/text.hpp"
 
 namespace exprun::cli {
@@ -58,6 +59,24 @@ std::shared_ptr<sdk::Dataset> open_split(const Experiment& experiment, const Sta
   return dataset;
 }
 
+// Before the split is scored: a report path that is a folder or cannot be written is an error
+// now, and one that would replace a checkpoint (the one scored, or any other) loses weights.
+void check_evaluation_destination(const std::filesystem::path& path, const std::string& given,
+                                  const std::string& checkpoint) {
+  const std::string what = given.empty() ? "the report " + path.string() : "--out " + given;
+  std::error_code ec;
+  if (std::filesystem::equivalent(path, checkpoint, ec)) {
+    throw po::error(what + ": is the checkpoint being scored; give the report another path");
+  }
+  if (std::filesystem::is_regular_file(path, ec) && is_checkpoint_file(path)) {
+    throw po::error(what + ": is an exprun checkpoint; give the report another path");
+  }
+  // The default lies beside the checkpoint: no folder of its own is made for a checkpoint that
+  // is not there (reading it says so).
+  if (given.empty() && !std::filesystem::is_directory(path.parent_path(), ec)) return;
+  check_output_destination(what, path, path.parent_path());
+}
+
 }  // namespace
 
 int eval_command(const std::vector<std::string>& args) {
@@ -89,6 +108,9 @@ int eval_command(const std::vector<std::string>& args) {
     if (!decode.empty() && decode != "argmax" && decode != "dark") {
       throw po::error("--decode: expected argmax or dark, found '" + decode + "'");
     }
+    const std::filesystem::path path = out_path.empty() ? default_evaluation_path(checkpoint, split)
+                                                        : std::filesystem::path(out_path);
+    check_evaluation_destination(path, out_path, checkpoint);
     Registry registry;
     load_registry(registry, common);
     const Experiment experiment = load_one_configuration(file, overrides, registry, "eval");
@@ -138,10 +160,7 @@ int eval_command(const std::vector<std::string>& args) {
                               {checkpoint, info.epoch, info.best_epoch, info.best_metric},
                               dataset->landmarks()};
     const nlohmann::json report = evaluation_report(context, evaluation);
-    const std::filesystem::path path = out_path.empty() ? default_evaluation_path(checkpoint, split)
-                                                        : std::filesystem::path(out_path);
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    write_file_atomically(path, report.dump(2) + "\n");
+    write_file_atomically(path, json_file_text(report));
     std::printf("%s", evaluation_table(evaluation.metrics, symbols).c_str());
     std::printf("report: %s\n", path.string().c_str());
     return int{kOk};

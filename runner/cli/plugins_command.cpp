@@ -45,8 +45,15 @@ std::pair<std::int64_t, std::int64_t> input_size(const std::string& text) {
 }
 
 void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
-  if (o.landmarks < 1 || o.channels < 1)
-    throw po::error("--landmarks and --channels must be at least 1");
+  // Far beyond any landmark set or image; a slip of the finger would ask for terabytes.
+  constexpr std::int64_t kMaxLandmarks = 10000;
+  constexpr std::int64_t kMaxChannels = 64;
+  if (o.landmarks < 1 || o.landmarks > kMaxLandmarks)
+    throw po::error("--landmarks: expected 1 to " + std::to_string(kMaxLandmarks) + ", found " +
+                    std::to_string(o.landmarks));
+  if (o.channels < 1 || o.channels > kMaxChannels)
+    throw po::error("--channels: expected 1 to " + std::to_string(kMaxChannels) + ", found " +
+                    std::to_string(o.channels));
   const auto [width, height] = input_size(o.input);
   std::printf("\nsize with the defaults, %lld landmarks, %lld input channel(s), %lldx%lld input\n",
               static_cast<long long>(o.landmarks), static_cast<long long>(o.channels),
@@ -55,6 +62,10 @@ void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
   try {
     model = sdk::make_plugin<sdk::Model>(*p.info, sdk::Params::resolve(p.schema, {}),
                                          sdk::ModelContext{o.landmarks, o.channels});
+  } catch (const c10::Error& e) {
+    std::printf("  not available: the defaults do not build a model (%s)\n",
+                e.what_without_backtrace());
+    return;
   } catch (const std::exception& e) {
     std::printf("  not available: the defaults do not build a model (%s)\n", e.what());
     return;

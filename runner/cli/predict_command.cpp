@@ -10,6 +10,7 @@
 #include "train/stage_builder.hpp"
 #include "util/atomic_file.hpp"
 #include "util/fp32_precision.hpp"
+#include "util/json_file.hpp"
 
 namespace exprun::cli {
 
@@ -67,7 +68,7 @@ int predict_command(const std::vector<std::string>& args) {
       const auto json_path = std::filesystem::path(out_dir) / (stem + ".json");
       const auto png_path = std::filesystem::path(out_dir) / (stem + "_overlay.png");
       write_file_atomically(json_path,
-                            aariz_annotation(stem, model.landmarks, points).dump(2) + "\n");
+                            json_file_text(aariz_annotation(stem, model.landmarks, points)));
       cv::Mat overlay = drawable_image(image);
       draw_landmarks(overlay, model.landmarks, points);
       write_png_atomically(png_path, overlay);

@@ -272,6 +272,9 @@ int submit_command(const std::vector<std::string>& args) {
     if (result.exit_code != 0) {
       std::string err = result.err;
       while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
+      // Every exprun error is one line: sbatch's own lines are joined.
+      for (std::size_t at = err.find('\n'); at != std::string::npos; at = err.find('\n', at))
+        err.replace(at, 1, " / ");
       throw std::runtime_error("sbatch " +
                                (result.term_signal != 0
                                     ? "was ended by signal " + std::to_string(result.term_signal)
@@ -292,7 +295,7 @@ int submit_command(const std::vector<std::string>& args) {
         {"script", script_file.string()},
         {"command", command},
         {"trial_count", sweep.spec ? nlohmann::json(trial_count) : nlohmann::json(nullptr)}};
-    write_file_atomically(slurm::slurm_dir(dir) / "job.json", job.dump(2) + "\n");
+    write_file_atomically(slurm::slurm_dir(dir) / "job.json", json_file_text(job));
     const std::string logs =
         shell_quote(slurm::slurm_dir(dir).string()) + (sweep.spec ? "/trial-*.log" : "/run.log");
     std::cout << "submitted Slurm job " << job_id << ": " << what << " into " << dir.string()

@@ -5,6 +5,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
+#include "run/interrupt.hpp"
 #include "synth/synthetic_tree.hpp"
 #include "util/text.hpp"
 
@@ -56,7 +57,11 @@ int synth_command(const std::vector<std::string>& args) {
     request.seed = parse_seed(seed_text);
     Registry registry;
     load_registry(registry, common);
-    const auto counts = write_synthetic_tree(registry, request);
+    // A stop signal asks the writer to stop between films, so that it removes its staging tree.
+    const auto counts = [&] {
+      InterruptGuard stop_between_films;
+      return write_synthetic_tree(registry, request);
+    }();
     std::vector<std::string> parts;
     for (const auto& c : counts) parts.push_back(c.folder + " " + std::to_string(c.count));
     const std::string size =

@@ -10,6 +10,7 @@
 #include "run/experiment_run.hpp"
 #include "train/batch_tuner.hpp"
 #include "util/atomic_file.hpp"
+#include "util/json_file.hpp"
 #include "util/text.hpp"
 #include "util/timestamp.hpp"
 
@@ -92,7 +93,7 @@ int tune_command(const std::vector<std::string>& args) {
                                 ("tune-" + utc_timestamp() + ".json")
                           : std::filesystem::path(json_path);
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
-    write_file_atomically(path, out.dump(2) + "\n");
+    write_file_atomically(path, json_file_text(out));
     std::printf("measurements: %s\n", path.string().c_str());
     return int{kOk};
   });

@@ -33,10 +33,31 @@ std::string cell_text(const MetricCell& cell, int decimals, bool is_baseline, St
   return text;
 }
 
+// A string's control characters written as escapes: a newline in a description would split
+// a table row in two, and an escape sequence from a report would reach the terminal.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (const char ch : text) {
+    const auto byte = static_cast<unsigned char>(ch);
+    if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+      out += escaped;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 std::string config_text(const nlohmann::json& config, const std::string& key) {
   if (!config.contains(key)) return "-";
   const auto& value = config[key];
-  return value.is_string() ? value.get<std::string>() : value.dump();
+  return value.is_string() ? printable(value.get<std::string>()) : value.dump();
 }
 
 bool stages_differ(const Comparison& c) {

@@ -213,11 +213,15 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
     top.fail("stage", "expected one or more [[stage]] tables, found " + describe_node(*stage_node));
   }
   std::set<std::string> names;
+  // --set stages.NAME.KEY names a stage as the file does, also when it renames it
+  // (stages.NAME.name=NEW).
+  std::set<std::string> file_names;
   std::size_t stage_index = 0;
   for (const auto& item : *stage_node->as_array()) {
     const toml::table* stage = item.as_table();
     std::string stage_name;
     if (const auto* n = stage->get("name"); n && n->is_string()) stage_name = n->as_string()->get();
+    file_names.insert(stage_name);
     // A stage without a usable name is named by its position, as TOML paths write it.
     const std::string stage_path = is_stage_name(stage_name)
                                        ? "stages." + stage_name
@@ -237,9 +241,9 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
     out.stages.push_back(std::move(config));
   }
   for (const auto& [name, argument] : overrides.stage_names_used) {
-    if (!names.count(name)) {
+    if (!file_names.count(name)) {
       throw ConfigError("--set " + argument + ": no stage is named " + quote_for_message(name) +
-                        did_you_mean(name, {names.begin(), names.end()}));
+                        did_you_mean(name, {file_names.begin(), file_names.end()}));
     }
   }
   check_stage_chain(out.stages);

@@ -32,7 +32,15 @@ std::string image_kind(const torch::Tensor& image) {
   return depth + (colour ? " colour" : " grey");
 }
 
-void add_sample(DatasetSummary& s, const sdk::Sample& sample) {
+constexpr std::size_t kOutsideExamples = 5;
+
+void keep_first_examples(std::vector<std::string>& examples) {
+  std::sort(examples.begin(), examples.end());
+  if (examples.size() > kOutsideExamples) examples.resize(kOutsideExamples);
+}
+
+void add_sample(DatasetSummary& s, const sdk::Sample& sample,
+                const std::vector<sdk::LandmarkInfo>& landmarks) {
   const std::int64_t h = sample.image.size(0), w = sample.image.size(1);
   if (s.count == 0) {
     s.min_width = s.max_width = w;
@@ -54,7 +62,15 @@ void add_sample(DatasetSummary& s, const sdk::Sample& sample) {
   auto acc = points.accessor<double, 2>();
   for (std::int64_t k = 0; k < points.size(0); ++k) {
     const double x = acc[k][0], y = acc[k][1];
-    if (!(x >= -0.5 && y >= -0.5 && x <= w - 0.5 && y <= h - 0.5)) ++s.landmarks_outside;
+    if (x >= -0.5 && y >= -0.5 && x <= w - 0.5 && y <= h - 0.5) continue;
+    ++s.landmarks_outside;
+    const std::string symbol = static_cast<std::size_t>(k) < landmarks.size()
+                                   ? " (" + landmarks[static_cast<std::size_t>(k)].symbol + ")"
+                                   : "";
+    s.outside_examples.push_back(sample.id + ": landmark " + std::to_string(k + 1) + symbol +
+                                 " at (" + format_number(x) + ", " + format_number(y) + ") in " +
+                                 std::to_string(w) + "x" + std::to_string(h));
+    keep_first_examples(s.outside_examples);
   }
 }
 
@@ -82,6 +98,9 @@ void merge(DatasetSummary& into, const DatasetSummary& part) {
   for (const auto& [key, values] : part.extra)
     for (const auto& [value, n] : values) into.extra[key][value] += n;
   into.landmarks_outside += part.landmarks_outside;
+  into.outside_examples.insert(into.outside_examples.end(), part.outside_examples.begin(),
+                               part.outside_examples.end());
+  keep_first_examples(into.outside_examples);
 }
 
 }  // namespace
@@ -92,13 +111,14 @@ DatasetSummary summarize_dataset(const sdk::Dataset& dataset, const std::string&
   threads =
       std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(n, 1))));
   std::vector<DatasetSummary> parts(threads);
+  const std::vector<sdk::LandmarkInfo> landmarks = dataset.landmarks();
   std::atomic<std::size_t> next{0};
   std::exception_ptr failure;
   std::mutex failure_mutex;
   auto work = [&](unsigned t) {
     for (std::size_t i = next++; i < n; i = next++) {
       try {
-        add_sample(parts[t], dataset.get(i));
+        add_sample(parts[t], dataset.get(i), landmarks);
       } catch (...) {
         std::lock_guard lock(failure_mutex);
         if (!failure) failure = std::current_exception();
@@ -146,7 +166,9 @@ std::string format_summary(const DatasetSummary& s) {
   }
   if (s.landmarks_outside > 0) {
     text += "  warning     " + std::to_string(s.landmarks_outside) +
-            " landmark(s) lie outside their image\n";
+            " landmark(s) lie outside their image" +
+            (s.landmarks_outside > s.outside_examples.size() ? ", the first by id" : "") + ":\n";
+    for (const auto& example : s.outside_examples) text += "    " + example + "\n";
   }
   text += "  skipped     " + std::to_string(s.skipped.size()) + " file(s)\n";
   for (const auto& skip : s.skipped) text += "    " + skip + "\n";

@@ -26,7 +26,10 @@ struct DatasetSummary {
   // Sample::extra values counted per key: cvm_stage -> { "1": 3, "2": 5 }.
   std::map<std::string, std::map<std::string, std::size_t>> extra;
   std::size_t landmarks_outside = 0;  // points outside their image
-  std::vector<std::string> skipped;   // Dataset::skipped()
+  // The first few of them by image id, "train_0003: landmark 5 (Or) at (5000, 12)", so that
+  // the warning says where to look.
+  std::vector<std::string> outside_examples;
+  std::vector<std::string> skipped;  // Dataset::skipped()
 };
 
 // Reads every sample with `threads` threads (get() is thread-safe by contract). An error from

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "plugins/abi_tag_scan.hpp"
+#include "plugins/elf_extent.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -56,6 +57,8 @@ LoadedPlugin open_library(const fs::path& file) {
     throw PluginLoadError("cannot load plugin library " + file.string() + ": " + e.what());
   }
   if (tags.size() == 1) refuse_other_abi(file, tags.front(), "; the library was not loaded");
+  if (const std::string problem = elf_extent_problem(file); !problem.empty())
+    throw PluginLoadError("cannot load plugin library " + file.string() + ": it " + problem);
   auto lib = std::make_shared<boost::dll::shared_library>();
   try {
     lib->load(file.string(), boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local);
@@ -124,6 +127,7 @@ std::vector<fs::path> Registry::search_path(const std::vector<std::string>& cli_
 
 void Registry::load_directories(const std::vector<fs::path>& dirs, std::size_t required_count) {
   std::vector<fs::path> seen;
+  std::vector<fs::path> loaded_files;
   for (std::size_t i = 0; i < dirs.size(); ++i) {
     std::error_code ec;
     if (!fs::is_directory(dirs[i], ec)) {
@@ -141,7 +145,15 @@ void Registry::load_directories(const std::vector<fs::path>& dirs, std::size_t r
     for (const auto& entry : fs::directory_iterator(canonical))
       if (entry.is_regular_file() && is_plugin_file(entry.path())) files.push_back(entry.path());
     std::sort(files.begin(), files.end());  // load order must not depend on the file system
-    for (const auto& file : files) load_or_record(file);
+    for (const auto& file : files) {
+      // A library reached twice (a folder of symbolic links to the installed plugins) is one
+      // plugin, not a clash with itself.
+      const fs::path real = fs::canonical(file, ec);
+      if (!ec && std::find(loaded_files.begin(), loaded_files.end(), real) != loaded_files.end())
+        continue;
+      if (!ec) loaded_files.push_back(real);
+      load_or_record(file);
+    }
   }
 }
 

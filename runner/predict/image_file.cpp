@@ -13,8 +13,15 @@ namespace exprun {
 
 torch::Tensor read_image_file(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) {
     throw std::runtime_error(path.string() + ": no such image file");
+  }
+  if (!std::filesystem::is_regular_file(status)) {
+    throw std::runtime_error(
+        path.string() + ": not a regular file (" +
+        (std::filesystem::is_directory(status) ? "a folder" : "a pipe, socket or device") +
+        "); expected an image file");
   }
   // The dataset readers' decoder: truncated or damaged files and absurd sizes are errors
   // naming the file, and OpenCV's own exceptions never escape without it.

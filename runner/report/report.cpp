@@ -8,6 +8,7 @@
 
 #include "util/atomic_file.hpp"
 #include "util/cuda_build.hpp"
+#include "util/json_file.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -90,6 +91,6 @@ nlohmann::json RunReport::json() const {
   return doc;
 }
 
-void RunReport::write() const { write_file_atomically(path_, json().dump(2) + "\n"); }
+void RunReport::write() const { write_file_atomically(path_, json_file_text(json())); }
 
 }  // namespace exprun

@@ -67,7 +67,7 @@ nlohmann::json plugin_record_json(const std::vector<RecordedPlugin>& plugins) {
 }
 
 void write_plugin_record(const fs::path& run_dir, const std::vector<RecordedPlugin>& plugins) {
-  write_file_atomically(run_dir / kPluginRecordFile, plugin_record_json(plugins).dump(2) + "\n");
+  write_file_atomically(run_dir / kPluginRecordFile, json_file_text(plugin_record_json(plugins)));
 }
 
 std::vector<RecordedPlugin> read_plugin_record(const fs::path& run_dir) {

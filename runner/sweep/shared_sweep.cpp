@@ -82,7 +82,7 @@ void write_trial_status(const fs::path& sweep_dir, const nlohmann::json& entry,
                                  {"host", host_name()},
                                  {"pid", static_cast<std::int64_t>(::getpid())}};
   write_file_atomically(trial_status_file(sweep_dir, entry["index"].get<std::size_t>()),
-                        status.dump(2) + "\n");
+                        json_file_text(status));
 }
 
 bool is_trial_status_name(const std::string& name) {
@@ -132,7 +132,7 @@ void open_shared_sweep(const fs::path& sweep_dir, const SweepFile& file,
   const fs::path copy_file = sweep_dir / "experiment.toml";
   auto check_copy = [&] {
     std::error_code ec;
-    if (fs::exists(copy_file, ec) && read_text(copy_file) != copy) {
+    if (fs::exists(copy_file, ec) && !copies_of_one_sweep(read_text(copy_file), copy)) {
       throw ConfigError("--sweep-dir " + sweep_dir.string() + ": " + copy_file.string() +
                         " is another experiment file or was given other --set options than " +
                         file.path + " now; give a new --sweep-dir for a new sweep");
@@ -177,7 +177,17 @@ nlohmann::json rebuild_shared_sweep(const fs::path& sweep_dir) {
         !trial->contains("index") || !(*trial)["index"].is_number_unsigned()) {
       throw JsonInputError(file.string() + ": expected \"trial\" with \"index\" (whole number)");
     }
-    trials[(*trial)["index"].get<std::size_t>()] = *trial;
+    const auto index = (*trial)["index"].get<std::size_t>();
+    const auto listed = trials.find(index);
+    // An edited or damaged status file must not turn a valid sweep.json into an invalid one.
+    if (const std::string problem =
+            trial_entry_problem(*trial, listed == trials.end() ? nullptr : listed->second);
+        !problem.empty()) {
+      Progress::message("exprun: warning: " + file.string() + ": not merged into " +
+                        sweep_file.string() + ": \"trial\": " + problem);
+      continue;
+    }
+    listed->second = *trial;
     if (status.contains("finished_at") && status["finished_at"].is_string()) {
       if (const auto t = parse_utc(status["finished_at"].get<std::string>(), kIsoUtc))
         last_finish = std::max(last_finish.value_or(*t), *t);
@@ -193,7 +203,7 @@ nlohmann::json rebuild_shared_sweep(const fs::path& sweep_dir) {
   const auto started = parse_utc(doc.value("started_at", std::string()), kIsoUtc);
   const std::time_t until = ended && last_finish ? *last_finish : std::time(nullptr);
   doc["wall_time_s"] = started ? std::max<double>(0.0, std::difftime(until, *started)) : 0.0;
-  write_file_atomically(sweep_file, doc.dump(2) + "\n");
+  write_file_atomically(sweep_file, json_file_text(doc));
   return doc;
 }
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config_error.hpp"
 #include "config/toml_limits.hpp"
 #include "util/text.hpp"
@@ -55,6 +57,58 @@ Experiment parse_trial(const SweepFile& file, const SweepTrial& trial,
   }
 }
 
+// The resolved configuration without the --set list, which names every swept value.
+nlohmann::json resolved_settings(const Experiment& experiment) {
+  nlohmann::json settings = to_json(experiment);
+  settings.erase("overrides");
+  return settings;
+}
+
+// A swept key that a more specific one overrides wherever it would apply (a stages.NAME key
+// given by --set or swept too, or the stage's own value under a swept defaults key) changes
+// nothing: the sweep would run identical trials and report values that none of them used. The
+// precedence itself is the documented one, so this is checked by its effect: trial 0 loaded
+// again with only that key's value changed must resolve differently.
+void check_every_axis_takes_effect(const SweepFile& file, const std::vector<std::string>& overrides,
+                                   const SchemaSource& plugins) {
+  const SweepSpec& spec = file.spec.value();
+  const SweepTrial first = spec.trials().front();
+  nlohmann::json settings;
+  try {
+    settings = resolved_settings(load_trial(file, first, overrides, plugins));
+  } catch (const ConfigError&) {
+    return;  // reported where trial 0 loads, if it is chosen; another chosen one may be fine
+  }
+  for (std::size_t i = 0; i < first.values.size(); ++i) {
+    const SweepValue& taken = first.values[i];
+    const SweepAxis* axis = nullptr;
+    for (const auto* table : {&spec.zip, &spec.grid})
+      for (const auto& a : *table)
+        if (a.key == taken.key) axis = &a;
+    if (axis == nullptr) continue;
+    const auto other = std::find_if(axis->values.begin(), axis->values.end(),
+                                    [&](const std::string& v) { return v != taken.value; });
+    if (other == axis->values.end()) continue;  // one value, however often listed
+    SweepTrial changed = first;
+    changed.values[i].value = *other;
+    nlohmann::json changed_settings;
+    try {
+      changed_settings = resolved_settings(load_trial(file, changed, overrides, plugins));
+    } catch (const ConfigError&) {
+      // Not a trial of the sweep (a zip row's keys move together): its errors are not the
+      // sweep's. The trials themselves are checked when they load.
+      continue;
+    }
+    if (changed_settings != settings) continue;
+    throw ConfigError(axis->where + ": sweep." + axis->table + "." + axis->key +
+                      ": changes nothing: trial 0 with " + axis->key + "=" + *other +
+                      " in place of " + taken.value +
+                      " resolves to the same configuration, because a more specific key "
+                      "overrides it in every stage (a stages.NAME key given by --set or swept, "
+                      "or the stage's own value under a defaults key); sweep that key instead");
+  }
+}
+
 }  // namespace
 
 Experiment load_trial(const SweepFile& file, const SweepTrial& trial,
@@ -69,6 +123,7 @@ std::vector<LoadedTrial> load_trials(const SweepFile& file, const std::vector<st
                                      const SchemaSource& plugins) {
   const SweepSpec& spec = file.spec.value();
   check_sweep_against_overrides(spec, overrides);
+  check_every_axis_takes_effect(file, overrides, plugins);
   const std::vector<SweepTrial> trials = spec.trials();
   // Trials run in index order, each once, however --trial listed them.
   std::vector<std::size_t> indices = chosen;

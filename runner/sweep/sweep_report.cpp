@@ -1,11 +1,14 @@
 #include "sweep/sweep_report.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <stdexcept>
 
 #include "sweep/toml_value.hpp"
 #include "util/atomic_file.hpp"
+#include "util/json_file.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -46,6 +49,73 @@ nlohmann::json stage_summary(const nlohmann::json& stage) {
                        {"accumulation_steps", at(stage, {"batch_plan", "accumulation_steps"})},
                        {"chosen_by", at(stage, {"batch_plan", "chosen_by"})}};
   return out;
+}
+
+namespace {
+
+bool is_number_or_null(const nlohmann::json& value) {
+  return value.is_null() || (value.is_number() && std::isfinite(value.get<double>()));
+}
+
+bool is_count_or_null(const nlohmann::json& value) {
+  return value.is_null() || value.is_number_unsigned();
+}
+
+std::string stage_summary_problem(const nlohmann::json& stage) {
+  if (!stage.is_object()) return "a stage that is not an object";
+  for (const char* key : {"name", "status"}) {
+    if (!stage.contains(key) || !(stage[key].is_null() || stage[key].is_string()))
+      return std::string("\"") + key + "\" of a stage is not a string or null";
+  }
+  if (stage.contains("error") && !stage["error"].is_string())
+    return "\"error\" of a stage is not a string";
+  for (const char* key :
+       {"best_val_mre_mm", "best_val_sd_mm", "baseline_mre_mm", "train_images_per_second"}) {
+    if (stage.contains(key) && !is_number_or_null(stage[key]))
+      return std::string("\"") + key + "\" of a stage is not a number or null";
+  }
+  for (const char* key : {"epochs_completed", "best_epoch", "peak_memory_bytes"}) {
+    if (stage.contains(key) && !is_count_or_null(stage[key]))
+      return std::string("\"") + key + "\" of a stage is not a whole number or null";
+  }
+  for (const char* key : {"best_val_sdr", "batch_plan"}) {
+    if (stage.contains(key) && !(stage[key].is_null() || stage[key].is_object()))
+      return std::string("\"") + key + "\" of a stage is not an object or null";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string trial_entry_problem(const nlohmann::json& entry, const nlohmann::json& listed) {
+  if (!entry.is_object() || !entry.contains("index") || !entry["index"].is_number_unsigned())
+    return "expected an object with \"index\" (whole number)";
+  const auto index = entry["index"].get<std::size_t>();
+  if (!listed.is_object()) return "sweep.json lists no trial " + std::to_string(index);
+  const std::string run_dir = trial_dir_name(index);
+  if (entry.value("run_dir", nlohmann::json()) != run_dir)
+    return "\"run_dir\" is not \"" + run_dir + "\"";
+  static const std::vector<std::string> statuses = {"pending", "running",     "completed",
+                                                    "failed",  "interrupted", "not_run"};
+  const nlohmann::json status = entry.value("status", nlohmann::json());
+  if (!status.is_string() ||
+      std::find(statuses.begin(), statuses.end(), status.get<std::string>()) == statuses.end())
+    return "\"status\" is not one of " + join(statuses, ", ");
+  const nlohmann::json error = entry.value("error", nlohmann::json(0));
+  if (!(error.is_null() || error.is_string())) return "\"error\" is not a string or null";
+  const nlohmann::json wall = entry.value("wall_time_s", nlohmann::json(""));
+  if (!is_number_or_null(wall) || (wall.is_number() && wall.get<double>() < 0))
+    return "\"wall_time_s\" is not a number of seconds or null";
+  for (const char* key : {"values", "set"}) {
+    if (entry.value(key, nlohmann::json()) != listed.value(key, nlohmann::json()))
+      return std::string("\"") + key + "\" differs from trial " + std::to_string(index) +
+             "'s in sweep.json";
+  }
+  const nlohmann::json stages = entry.value("stages", nlohmann::json());
+  if (!stages.is_array()) return "\"stages\" is not an array";
+  for (const auto& stage : stages)
+    if (const std::string problem = stage_summary_problem(stage); !problem.empty()) return problem;
+  return "";
 }
 
 nlohmann::json pending_trial_entry(const SweepTrial& trial) {
@@ -129,7 +199,7 @@ void SweepReport::write() const {
   nlohmann::json doc = doc_;
   doc["wall_time_s"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  write_file_atomically(path_, doc.dump(2) + "\n");
+  write_file_atomically(path_, json_file_text(doc));
 }
 
 }  // namespace exprun

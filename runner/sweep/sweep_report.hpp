@@ -32,6 +32,12 @@ nlohmann::json pending_trial_entry(const SweepTrial& trial);
 void record_trial_end(nlohmann::json& entry, const nlohmann::json& run_report,
                       const std::string& error, double seconds);
 
+// Why `entry`, read back from a trial's status file, is not an entry exprun wrote for the trial
+// that sweep.json lists as `listed` (null: sweep.json lists no trial of that index): a field of
+// another type, a run directory or status it never writes, values or --set arguments of another
+// trial. Empty when it is one. Status files are merged into sweep.json, which must stay valid.
+std::string trial_entry_problem(const nlohmann::json& entry, const nlohmann::json& listed);
+
 class SweepReport {
  public:
   // trials: the ones this sweep runs, every one "pending" until it starts; started: the time

@@ -18,6 +18,19 @@ std::string sweep_file_copy(const SweepFile& file, const std::vector<std::string
   return copy + "\n" + file.text;
 }
 
+bool copies_of_one_sweep(const std::string& a, const std::string& b) {
+  const std::size_t a_end = a.find('\n');
+  const std::size_t b_end = b.find('\n');
+  if (a_end == std::string::npos || b_end == std::string::npos) return a == b;
+  if (a.compare(a_end, std::string::npos, b, b_end, std::string::npos) != 0) return false;
+  // The first lines, from the last " as given" on (the --set list), without the path.
+  const std::string marker = " as given";
+  const std::size_t a_marker = a.rfind(marker, a_end);
+  const std::size_t b_marker = b.rfind(marker, b_end);
+  if (a_marker == std::string::npos || b_marker == std::string::npos) return a == b;
+  return a.compare(a_marker, a_end - a_marker, b, b_marker, b_end - b_marker) == 0;
+}
+
 TrialEnd run_trial(const LoadedTrial& trial, const Registry& registry,
                    const std::filesystem::path& trial_dir, bool resume,
                    std::shared_ptr<dist::ProcessGroup> group) {

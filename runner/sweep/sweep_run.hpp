@@ -26,6 +26,10 @@ struct SweepOutcome {
 // the user's --set overrides.
 std::string sweep_file_copy(const SweepFile& file, const std::vector<std::string>& overrides);
 
+// Whether two such copies are of one sweep: the same text and --set options, whatever path
+// named the file (./s.toml, or the absolute path that slurm submit gives its tasks).
+bool copies_of_one_sweep(const std::string& a, const std::string& b);
+
 // One trial run to its end in trial_dir (resume: continue the unfinished run there). Never
 // throws for the trial's own failure: a stage failing or any other error becomes `error`.
 struct TrialEnd {

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "synth/synth_formats.hpp"
+#include "util/interrupt_flag.hpp"
 
 namespace exprun::synth {
 namespace fs = std::filesystem;
@@ -75,6 +76,7 @@ void write_aariz(const fs::path& root, const std::vector<SplitSamples>& splits, 
     for (const auto& d : {images, senior, junior, cvm}) fs::create_directories(d);
     const auto available = split.samples->landmarks();
     for (std::size_t i = 0; i < split.samples->size(); ++i, ++g) {
+      throw_if_stop_requested();  // between films, which take a while at the release size
       const sdk::Sample sample = split.samples->get(i);
       const Film film =
           resample_film(grey_image(sample), sample.mm_per_pixel, sample.group, size, sample.id);

@@ -1,9 +1,11 @@
 #include "synth/film_size.hpp"
 
+#include <exprun/sdk/image_bytes.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 
 #include "config/config_error.hpp"
@@ -57,6 +59,13 @@ FilmSize parse_film_size(const std::string& text) {
       throw ConfigError("--size " + text + ": each side must be " + std::to_string(kMinSide) +
                         " to " + std::to_string(kMaxSide) + " pixels");
     }
+  }
+  // What the readers take: a larger tree would be written only to be refused by them.
+  if (std::int64_t{size.width} * size.height > sdk::kMaxImagePixels) {
+    throw ConfigError("--size " + text + ": " +
+                      std::to_string(std::int64_t{size.width} * size.height) +
+                      " pixels in all; exprun reads images of at most " +
+                      std::to_string(sdk::kMaxImagePixels) + " pixels in all");
   }
   return size;
 }

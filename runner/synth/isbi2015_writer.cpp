@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "synth/synth_formats.hpp"
+#include "util/interrupt_flag.hpp"
 
 namespace exprun::synth {
 namespace fs = std::filesystem;
@@ -35,6 +36,7 @@ void write_isbi2015(const fs::path& root, const std::vector<SplitSamples>& split
     fs::create_directories(images);
     const auto available = split.samples->landmarks();
     for (std::size_t i = 0; i < split.samples->size(); ++i) {
+      throw_if_stop_requested();  // between films, which take a while at the release size
       const sdk::Sample sample = split.samples->get(i);
       char id[16];
       std::snprintf(id, sizeof id, "%03zu", ++number);

@@ -146,7 +146,20 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
   }
   const fs::path out = resolved_out(request.out);
   std::error_code ec;
-  if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec))) {
+  // An existing empty folder is filled where it is, staged inside it, so that it stays the same
+  // folder: a shell standing in it, its owner and mode, a mount point (where a rename from beside
+  // it would cross file systems). A new folder is staged beside it and renamed into place.
+  const bool fill_existing = fs::is_directory(out, ec);
+  const fs::path staging_parent = fill_existing ? out : out.parent_path();
+  const std::string staging_prefix =
+      fill_existing ? std::string(".synth.partial-") : "." + out.filename().string() + ".partial-";
+  // A staging tree that a signal left behind inside the folder does not make it non-empty.
+  if (fill_existing) remove_dead_process_leftovers(out, staging_prefix);
+  if (fs::is_symlink(out, ec)) {
+    throw ConfigError("--out " + request.out.string() +
+                      ": a symbolic link to nothing; expected a folder to create or an empty one");
+  }
+  if (fs::exists(out, ec) && !(fill_existing && fs::is_empty(out, ec))) {
     throw ConfigError("--out " + request.out.string() +
                       ": already exists and is not an empty folder; synth writes a new tree");
   }
@@ -181,29 +194,40 @@ std::vector<SynthSplitCount> write_synthetic_tree(const Registry& registry,
                                      sdk::DatasetContext{plan[i].source_split, request.seed})});
   }
 
-  // Written beside the target under a hidden name, renamed into place when complete. Trees of
-  // earlier synths that a signal ended are removed first: their names hold a pid, which a later
-  // synth would not reuse.
-  const std::string staging_prefix = "." + out.filename().string() + ".partial-";
-  const fs::path staging = out.parent_path() / (staging_prefix + std::to_string(::getpid()));
+  // Written under a hidden name and moved into place when complete. Trees of earlier synths that
+  // a signal ended are removed first: their names hold a pid, which a later synth would not reuse.
+  const fs::path staging = staging_parent / (staging_prefix + std::to_string(::getpid()));
   try {
-    fs::create_directories(out.parent_path());
-    remove_dead_process_leftovers(out.parent_path(), staging_prefix);
+    fs::create_directories(staging_parent);
+    remove_dead_process_leftovers(staging_parent, staging_prefix);
     fs::remove_all(staging);
     fs::create_directories(staging);
   } catch (const fs::filesystem_error& e) {
-    throw std::runtime_error("--out " + request.out.string() + ": cannot write beside it, in " +
-                             out.parent_path().string() + ": " + e.code().message());
+    throw std::runtime_error(
+        "--out " + request.out.string() + ": cannot write " +
+        (fill_existing ? "in it" : "beside it, in " + staging_parent.string()) + ": " +
+        e.code().message());
   }
+  std::vector<fs::path> moved;  // into an existing folder, taken back if a later move fails
   try {
     if (request.format == "aariz") {
       synth::write_aariz(staging, splits, request.seed, size);
     } else {
       synth::write_isbi2015(staging, splits, request.seed);
     }
-    if (fs::exists(out)) fs::remove(out);  // checked empty above
-    fs::rename(staging, out);
+    if (fill_existing) {
+      // Each top-level entry in one rename; a tree has a handful. No stop is polled in between.
+      for (const auto& entry : fs::directory_iterator(staging)) {
+        const fs::path target = out / entry.path().filename();
+        fs::rename(entry.path(), target);
+        moved.push_back(target);
+      }
+      fs::remove(staging);
+    } else {
+      fs::rename(staging, out);
+    }
   } catch (...) {
+    for (const auto& target : moved) fs::remove_all(target, ec);
     fs::remove_all(staging, ec);
     throw;
   }

@@ -4,8 +4,11 @@
 #include "train/optimizer_state.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <exception>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "util/atomic_file.hpp"
@@ -34,6 +37,13 @@ T get_le(const char* in) {
   return value;
 }
 
+// A sound checkpoint of another model (another width, another number of blocks): not damaged,
+// so not reported as unreadable.
+class OtherModel : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // One line, however many LibTorch's message has.
 [[noreturn]] void damaged(const fs::path& path, const std::string& why) {
   std::string line = why;
@@ -43,28 +53,38 @@ T get_le(const char* in) {
 
 // The payload, after checking magic, length and checksum.
 std::string read_payload(const fs::path& path) {
+  // The kind of file first: a folder reads as empty, a FIFO or a device never ends.
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (fs::is_directory(status)) damaged(path, "a folder, not a checkpoint file");
+  if (fs::exists(status) && !fs::is_regular_file(status))
+    damaged(path, "not a regular file (a pipe, socket or device), not a checkpoint file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("checkpoint " + path.string() + " cannot be opened");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  const std::string file = bytes.str();
+  // The header before the payload: its length is checked against the file's before anything of
+  // that size is allocated, so that any large file given by mistake is refused at once.
+  std::string header(kHeaderSize, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header.size()));
+  header.resize(static_cast<std::size_t>(in.gcount()));
   // Only as much of the magic as the file holds is compared: a file cut inside the header is
   // truncated, not foreign.
-  const std::size_t magic_present = std::min(file.size(), sizeof kCheckpointMagic);
-  if (std::memcmp(file.data(), kCheckpointMagic, magic_present) != 0)
+  const std::size_t magic_present = std::min(header.size(), sizeof kCheckpointMagic);
+  if (std::memcmp(header.data(), kCheckpointMagic, magic_present) != 0)
     damaged(path, "not an exprun checkpoint (it does not start with EXPRUNCK)");
-  if (file.size() < kHeaderSize) {
-    damaged(path, "truncated (" + std::to_string(file.size()) + " bytes), shorter than its " +
+  if (header.size() < kHeaderSize) {
+    damaged(path, "truncated (" + std::to_string(header.size()) + " bytes), shorter than its " +
                       std::to_string(kHeaderSize) + "-byte header");
   }
-  const auto version = get_le<std::uint32_t>(file.data() + 8);
+  const auto version = get_le<std::uint32_t>(header.data() + 8);
   if (version != kContainerVersion) {
     damaged(path, "of container version " + std::to_string(version) + "; this exprun reads " +
                       std::to_string(kContainerVersion));
   }
-  const auto length = get_le<std::uint64_t>(file.data() + 12);
-  const auto expected_crc = get_le<std::uint32_t>(file.data() + 20);
-  const std::uint64_t present = file.size() - kHeaderSize;
+  const auto length = get_le<std::uint64_t>(header.data() + 12);
+  const auto expected_crc = get_le<std::uint32_t>(header.data() + 20);
+  const std::uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw std::runtime_error("checkpoint " + path.string() + ": " + ec.message());
+  const std::uint64_t present = size - kHeaderSize;
   if (present != length) {
     damaged(path, present < length
                       ? "truncated: " + std::to_string(present) + " of " + std::to_string(length) +
@@ -72,7 +92,10 @@ std::string read_payload(const fs::path& path) {
                       : "longer than its header says (" + std::to_string(present) +
                             " payload bytes, expected " + std::to_string(length) + ")");
   }
-  std::string payload = file.substr(kHeaderSize);
+  std::string payload(length, '\0');
+  in.read(payload.data(), static_cast<std::streamsize>(payload.size()));
+  if (static_cast<std::uint64_t>(in.gcount()) != length)
+    damaged(path, "truncated while it was read (it changed underneath)");
   if (crc32c(payload.data(), payload.size()) != expected_crc) {
     damaged(path, "damaged: its CRC-32C does not match its contents");
   }
@@ -135,6 +158,9 @@ auto with_archive(const fs::path& path, F&& f, c10::optional<torch::Device> devi
     torch::serialize::InputArchive archive;
     archive.load_from(payload.data(), payload.size(), device);
     return f(archive);
+  } catch (const OtherModel& e) {
+    throw std::runtime_error("checkpoint " + path.string() +
+                             " does not fit this model: " + e.what());
   } catch (const c10::Error& e) {
     damaged(path, std::string("unreadable: ") + e.what_without_backtrace());
   } catch (const std::exception& e) {
@@ -152,10 +178,99 @@ void write_bytes(const fs::path& path, const std::string& bytes, const std::stri
   if (!fault_name.empty()) fault_point(fault_name);
   out.write(bytes.data() + half, static_cast<std::streamsize>(bytes.size() - half));
   out.close();
-  if (!out) throw std::runtime_error("cannot write " + path.string());
+  // The stream keeps no reason; the failed write(2) or close(2) left it in errno.
+  if (!out) throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(errno));
+}
+
+// The tensor paths an archive written by Module::save holds ("stem.conv1.weight"): a submodule
+// is a nested archive, a parameter or buffer a tensor.
+void stored_tensor_paths(torch::serialize::InputArchive& archive, const std::string& prefix,
+                         std::vector<std::string>& out) {
+  for (const auto& key : archive.keys()) {
+    torch::serialize::InputArchive child;
+    if (archive.try_read(key, child)) {
+      stored_tensor_paths(child, prefix + key + ".", out);
+      continue;
+    }
+    c10::IValue value;
+    if (archive.try_read(key, value) && value.isTensor()) out.push_back(prefix + key);
+  }
+}
+
+std::string listed(const std::vector<std::string>& items) {
+  const std::size_t shown = std::min<std::size_t>(items.size(), 3);
+  std::string text;
+  for (std::size_t i = 0; i < shown; ++i) text += (i ? ", " : "") + items[i];
+  if (items.size() > shown) text += " and " + std::to_string(items.size() - shown) + " more";
+  return text;
+}
+
+// Module::load takes each stored tensor's shape as its own, so a checkpoint of another width
+// would silently turn the model into that width, and stored tensors the model lacks (one more
+// block) would be dropped without a word. Both are refused, naming the tensors.
+void load_model_exactly(torch::nn::Module& model, torch::serialize::InputArchive& archive) {
+  std::map<std::string, std::vector<std::int64_t>> expected;
+  for (const auto& p : model.named_parameters()) expected[p.key()] = p.value().sizes().vec();
+  for (const auto& b : model.named_buffers()) expected[b.key()] = b.value().sizes().vec();
+  // The model's own load first: a plugin that knows an old layout of its weights says so more
+  // precisely than a list of names can. LibTorch's "No such serialized tensor" is replaced by
+  // the list below.
+  std::exception_ptr load_error;
+  try {
+    model.load(archive);
+  } catch (const c10::Error&) {
+    load_error = std::current_exception();
+  }
+  std::vector<std::string> stored;
+  stored_tensor_paths(archive, "", stored);
+  std::vector<std::string> missing;
+  for (const auto& [path, sizes] : expected)
+    if (std::find(stored.begin(), stored.end(), path) == stored.end()) missing.push_back(path);
+  if (!missing.empty()) {
+    throw OtherModel("it lacks weights the model has (" + listed(missing) +
+                     "); it was trained with another model configuration");
+  }
+  if (load_error) std::rethrow_exception(load_error);
+  std::vector<std::string> extra;
+  for (const auto& path : stored)
+    if (expected.count(path) == 0) extra.push_back(path);
+  std::sort(extra.begin(), extra.end());
+  if (!extra.empty()) {
+    throw OtherModel("it holds weights the model lacks (" + listed(extra) +
+                     "); it was trained with another model configuration");
+  }
+  std::vector<std::string> reshaped;
+  for (const auto& p : model.named_parameters())
+    if (p.value().sizes().vec() != expected[p.key()]) reshaped.push_back(p.key());
+  for (const auto& b : model.named_buffers())
+    if (b.value().sizes().vec() != expected[b.key()]) reshaped.push_back(b.key());
+  if (!reshaped.empty()) {
+    const auto& first = reshaped.front();
+    auto shape = [](const std::vector<std::int64_t>& sizes) {
+      std::string text = "[";
+      for (std::size_t i = 0; i < sizes.size(); ++i)
+        text += (i ? ", " : "") + std::to_string(sizes[i]);
+      return text + "]";
+    };
+    std::vector<std::int64_t> found;
+    for (const auto& p : model.named_parameters())
+      if (p.key() == first) found = p.value().sizes().vec();
+    for (const auto& b : model.named_buffers())
+      if (b.key() == first) found = b.value().sizes().vec();
+    throw OtherModel("its weights have other shapes than the model's (" + listed(reshaped) + "; " +
+                     first + " is " + shape(found) + " in it, " + shape(expected[first]) +
+                     " in the model); it was trained with another model configuration");
+  }
 }
 
 }  // namespace
+
+bool is_checkpoint_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[sizeof kCheckpointMagic] = {};
+  return in.read(magic, sizeof magic) &&
+         std::memcmp(magic, kCheckpointMagic, sizeof kCheckpointMagic) == 0;
+}
 
 void save_checkpoint(const fs::path& path, const TrainingState& state, const CheckpointInfo& info,
                      const std::string& fault_name) {
@@ -231,7 +346,7 @@ CheckpointInfo load_model_weights(const fs::path& path, sdk::Model& model) {
         CheckpointInfo info = read_info(a);
         torch::serialize::InputArchive model_archive;
         a.read("model", model_archive);
-        model.load(model_archive);
+        load_model_exactly(model, model_archive);
         return info;
       },
       device);
@@ -250,7 +365,7 @@ CheckpointInfo load_training_state(const fs::path& path, const TrainingState& st
         }
         torch::serialize::InputArchive model_archive;
         a.read("model", model_archive);
-        state.model.load(model_archive);
+        load_model_exactly(state.model, model_archive);
         torch::serialize::InputArchive optimizer_archive;
         a.read("optimizer", optimizer_archive);
         load_optimizer_state(state.optimizer, optimizer_archive);

@@ -60,6 +60,10 @@ struct TrainingState {
 void save_checkpoint(const std::filesystem::path& path, const TrainingState& state,
                      const CheckpointInfo& info, const std::string& fault_name = "");
 
+// Whether `path` starts with an exprun checkpoint's magic (a file that is not one, or cannot be
+// read, does not): a file that no output should replace.
+bool is_checkpoint_file(const std::filesystem::path& path);
+
 // Each throws std::runtime_error naming the file when it is missing, truncated, damaged or of
 // another format version.
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);

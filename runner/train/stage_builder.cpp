@@ -94,7 +94,13 @@ torch::Device resolve_device(const std::string& device, std::optional<int> local
     const auto gpus = static_cast<int>(torch::cuda::device_count());
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(*local_rank % gpus));
   }
-  return device == "auto" ? torch::Device(torch::kCUDA) : torch::Device(device);
+  if (device == "auto") return torch::Device(torch::kCUDA);
+  try {
+    return torch::Device(device);
+  } catch (const c10::Error&) {
+    // LibTorch's message carries a backtrace; every exprun error is one line.
+    throw std::runtime_error("expected auto, cpu, cuda or cuda:N, found \"" + device + "\"");
+  }
 }
 
 BuiltStage build_stage(const Experiment& experiment, const StageConfig& stage,

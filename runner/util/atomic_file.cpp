@@ -39,11 +39,25 @@ std::optional<std::string> temporary_target(const std::string& name) {
   return name.substr(0, at);
 }
 
+// POSIX calls rather than a stream, whose failure says nothing of why (a full disk, a quota).
 void write_content(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-  out.close();
-  if (!out) throw std::runtime_error("cannot write " + path.string());
+  const auto fail = [&path](int error) {
+    throw std::runtime_error("cannot write " + path.string() + ": " + std::strerror(error));
+  };
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(errno);
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      ::close(fd);
+      fail(error);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (::close(fd) != 0) fail(errno);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <string>
 
 namespace exprun {
 namespace {
@@ -28,6 +29,13 @@ const char* stop_signal_name(int signal) {
     default:
       return "a signal";
   }
+}
+
+StopRequested::StopRequested(int signal)
+    : std::runtime_error(std::string("stopped by ") + stop_signal_name(signal)), signal_(signal) {}
+
+void throw_if_stop_requested() {
+  if (const int signal = interrupt_signal(); signal != 0) throw StopRequested(signal);
 }
 
 }  // namespace exprun

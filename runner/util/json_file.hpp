@@ -34,4 +34,13 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& sourc
 nlohmann::json read_json_file(const std::filesystem::path& file,
                               std::size_t max_depth = kMaxJsonDepth);
 
+// `value` as exprun writes it to a file: indented by 2, ending in a newline. A string that is
+// not valid UTF-8 (a file name in another encoding, which ends up in a report as an image's
+// id) is written with U+FFFD in place of its bad bytes: failing instead would lose the whole
+// report after the work that made it.
+template <class Json>
+std::string json_file_text(const Json& value) {
+  return value.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
 }  // namespace exprun

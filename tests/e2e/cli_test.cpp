@@ -103,6 +103,44 @@ TEST(CliTest, EveryCommandHasHelp) {
   EXPECT_CONTAINS(exprun({"plan", "--help"}).out, "--set");
 }
 
+// `--run-dir ""` started a new run under results/, `--time ""` wrote no time limit: an unset
+// shell variable is a mistake, not a request for the default.
+TEST(CliTest, AnEmptyOptionValueIsAnErrorInEveryCommand) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"run", "x.toml", "--run-dir", ""},
+      {"run", "x.toml", "-o", ""},
+      {"run", "x.toml", "--set", ""},
+      {"plan", ""},
+      {"compare", "a.json", "--stage", ""},
+      {"eval", "x.toml", "--checkpoint", ""},
+      {"slurm", "submit", "x.toml", "--time", ""},
+      {"synth", "--format", "aariz", "--out", "", "--count", "3"}};
+  for (const auto& args : cases) {
+    const ProcessResult r = test::run_exprun(args);
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_CONTAINS(r.err, ": empty; give a value or leave the option out");
+    expect_no_crash(r);
+  }
+}
+
+// 99999999999 landmarks asked LibTorch for 100 TB and printed its backtrace, with exit 0.
+TEST(CliTest, DescribeBoundsTheModelItBuilds) {
+  const ProcessResult r =
+      test::run_exprun({"describe", "models/hrnet", "--landmarks", "99999999999"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--landmarks: expected 1 to 10000, found 99999999999");
+  EXPECT_NOT_CONTAINS(r.out, "Exception raised from");
+}
+
+TEST(CliTest, AnUnknownDeviceIsOneLineWithoutLibTorchsBacktrace) {
+  const ProcessResult r = test::run_exprun(
+      {"predict", "--checkpoint", "c.pt", "--device", "gpu", "x.png", "--out", "o"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_EQ(r.err,
+            "exprun: error: --device: expected auto, cpu, cuda or cuda:N, found \"gpu\" "
+            "(see --help)\n");
+}
+
 TEST(CliTest, VersionPrintsExprunAndLibTorchVersions) {
   const std::string expected = std::string("exprun ") + EXPRUN_VERSION + " (LibTorch " +
                                TORCH_VERSION + ", CUDA code " +

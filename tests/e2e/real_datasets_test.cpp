@@ -3,18 +3,25 @@
 // byte-order mark, annotator choice and rounding, and a clear error naming the file for each
 // way a tree can be broken. Also `exprun data`, `exprun synth`'s own errors, and the shipped
 // real-data experiments opened on such trees.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <exprun/sdk/landmarks.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "config/experiment_loader.hpp"
 #include "plugins/registry.hpp"
@@ -469,6 +476,10 @@ TEST_F(RealDatasets, IsbiBrokenTrees) {
   EXPECT_NE(open_error("isbi2015", tree, "train")
                 .find(short_file.string() + ":2: \"12;40\" is not \"x,y\" (landmark N)"),
             std::string::npos);
+  // std::stod read hexadecimal: "0x10" was the number 16.
+  test::write_text(short_file, text.substr(0, text.find('\n') + 1) + "0x10,40\n");
+  EXPECT_CONTAINS(open_error("isbi2015", tree, "train"),
+                  short_file.string() + ":2: \"0x10,40\" is not \"x,y\" (landmark N)");
   test::write_text(short_file, text.substr(0, text.find('\n') + 1));
   EXPECT_NE(open_error("isbi2015", tree, "train")
                 .find(short_file.string() + ": has 1 lines; expected 19"),
@@ -533,6 +544,33 @@ TEST_F(RealDatasets, DataCommandSummarisesTheTree) {
   EXPECT_NE(broken.err.find("image without a senior annotation"), std::string::npos) << broken.err;
 }
 
+// A landmark outside its image is named, not only counted; a folder among the films is listed
+// as skipped, not passed over in silence; two annotation files of one id are an error.
+TEST_F(RealDatasets, DataCommandNamesWhatItPassesOver) {
+  const fs::path tree = copy_of(aariz());
+  fs::create_directories(tree / "train" / "Cephalograms" / "old");
+  json annotation = read_json(senior_file(tree, "train", "train_0001"));
+  annotation["landmarks"][0]["value"]["x"] = 5000;
+  const std::string symbol = annotation["landmarks"][0]["symbol"];
+  write_json(senior_file(tree, "train", "train_0001"), annotation);
+  const fs::path file = fs::path(EXPRUN_SOURCE_DIR) / "experiments" / "aariz_hrnet.toml";
+  auto r = test::run_exprun({"data", file.string(), "--set", "data.root=" + tree.string(), "--set",
+                             "data.annotator=senior"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_CONTAINS(r.out,
+                  "warning     1 landmark(s) lie outside their image:\n    train_0001: "
+                  "landmark ");
+  EXPECT_CONTAINS(r.out, "(" + symbol + ") at (5000, ");
+  EXPECT_CONTAINS(r.out, (tree / "train" / "Cephalograms" / "old").string() +
+                             ": not a regular file (a folder)");
+
+  const fs::path twin = senior_file(tree, "train", "train_0002").replace_extension(".JSON");
+  fs::copy_file(senior_file(tree, "train", "train_0002"), twin);
+  r = test::run_exprun({"data", file.string(), "--set", "data.root=" + tree.string()});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, ": a second annotation file with the id train_0002 (also ");
+}
+
 TEST_F(RealDatasets, SynthRefusesBadRequestsAndIsDeterministic) {
   auto r = test::run_exprun(
       {"synth", "--format", "aariz2", "--out", (scratch_ / "x").string(), "--count", "5"});
@@ -551,12 +589,16 @@ TEST_F(RealDatasets, SynthRefusesBadRequestsAndIsDeterministic) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_CONTAINS(r.err, "--count 20001: expected 3 (one image per split) to 20000");
   // Boost would read -1 into the unsigned seed as 2^64 - 1.
-  for (const char* seed : {"-1", "18446744073709551616", "1e3", ""}) {
+  for (const char* seed : {"-1", "18446744073709551616", "1e3"}) {
     r = test::run_exprun({"synth", "--format", "aariz", "--out", (scratch_ / "x").string(),
                           "--count", "3", "--seed", seed});
     EXPECT_EQ(r.exit_code, 2) << seed;
     EXPECT_CONTAINS(r.err, "expected an integer from 0 to 18446744073709551615");
   }
+  r = test::run_exprun({"synth", "--format", "aariz", "--out", (scratch_ / "x").string(), "--count",
+                        "3", "--seed", ""});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_CONTAINS(r.err, "--seed: empty; give a value or leave the option out");
   r = test::run_exprun({"synth", "--format", "aariz", "--out", aariz().string(), "--count", "5"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("already exists and is not an empty folder"), std::string::npos) << r.err;
@@ -653,9 +695,66 @@ TEST_F(RealDatasets, SynthOutWithATrailingSlashOrDotAndLeftStaging) {
   fs::create_directories(here);
   test::ProcessOptions in_here;
   in_here.cwd = here;
+  struct stat before {};
+  ASSERT_EQ(::stat(here.c_str(), &before), 0);
+  // A staging tree a signal left inside it does not make it a folder that is not empty.
+  fs::create_directories(here / ".synth.partial-999999999" / "train");
   r = test::run_exprun({"synth", "--format", "aariz", "--out", ".", "--count", "3"}, in_here);
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_TRUE(fs::is_directory(here / "train" / "Cephalograms"));
+  EXPECT_FALSE(fs::exists(here / ".synth.partial-999999999"));
+  // Filled where it is, not replaced: a shell standing in it still sees the tree.
+  struct stat after {};
+  ASSERT_EQ(::stat(here.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(here)) ++entries;
+  EXPECT_EQ(entries, 4u) << "train, valid, test and the machine table, no staging folder";
+
+  // A link to nothing is refused before anything is generated.
+  const fs::path dangling = scratch_ / "dangling";
+  fs::create_symlink(scratch_ / "nowhere" / "x", dangling);
+  r = test::run_exprun({"synth", "--format", "aariz", "--out", dangling.string(), "--count", "3"});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_CONTAINS(r.err, "--out " + dangling.string() + ": a symbolic link to nothing");
+  EXPECT_TRUE(fs::is_symlink(dangling));
+}
+
+// Ctrl-C stops between two films and removes the staging tree on the way out.
+TEST_F(RealDatasets, SynthStoppedBySigintLeavesNothing) {
+  const fs::path tree = scratch_ / "stopped";
+  test::TempDir logs("exprun-synth-stop");
+  const fs::path err = logs / "stderr.txt";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> args = {EXPRUN_EXE, "synth",       "--format", "isbi2015",
+                                   "--out",    tree.string(), "--count",  "400"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, EXPRUN_EXE, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  // The signal goes once the staging tree exists: the writer is then past start-up, before
+  // which a stop signal ends exprun at once, as it would any program (cli.md).
+  const fs::path staging = scratch_ / (".stopped.partial-" + std::to_string(pid));
+  for (int i = 0; i < 1200 && !fs::exists(staging); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const bool started = fs::exists(staging);
+  ::kill(pid, started ? SIGINT : SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(started) << "no staging tree after 120 s";
+  ASSERT_TRUE(WIFEXITED(status)) << "ended by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_CONTAINS(test::read_text(err),
+                  "exprun: stopped by SIGINT before the end; nothing was written");
+  EXPECT_FALSE(fs::exists(tree));
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(scratch_.path())) ++entries;
+  EXPECT_EQ(entries, 0u) << "no staging tree beside it";
 }
 
 TEST_F(RealDatasets, ShippedExperimentsOpenSynthTrees) {

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -143,7 +144,7 @@ class ResumeTest : public ::testing::Test {
     if (fault.rfind("KILL@checkpoint:", 0) == 0) {
       // The kill came half-way through the write: the partial temporary file is there.
       bool partial = false;
-      for (const auto& e : fs::directory_iterator(run / "pretrain/checkpoints"))
+      for (const auto& e : fs::recursive_directory_iterator(run))
         partial = partial || e.path().string().find(".pt.tmp-") != std::string::npos;
       EXPECT_TRUE(partial) << fault;
     }
@@ -168,11 +169,26 @@ class ResumeTest : public ::testing::Test {
       EXPECT_EQ(metrics_of(got["stages"][i]), metrics_of(want["stages"][i]))
           << fault << ": stage " << want["stages"][i]["name"];
     }
-    expect_same_weights(run / "pretrain/checkpoints/best.pt",
-                        reference_run_ / "pretrain/checkpoints/best.pt", "pretrain");
-    expect_same_weights(run / "weighted_finetune/checkpoints/latest.pt",
-                        reference_run_ / "weighted_finetune/checkpoints/latest.pt",
-                        "weighted_finetune");
+    // Every checkpoint a stage ends with is the reference's, the same files at the same epochs
+    // with the same weights: a resume that lands at the end of an epoch writes that epoch's
+    // files again (a kill while writing latest.pt used to leave it an epoch behind, and the
+    // next stage's init = "STAGE:latest" started from there).
+    for (const std::string stage : {"pretrain", "weighted_finetune"}) {
+      std::set<std::string> got_files, want_files;
+      for (const auto& e : fs::directory_iterator(run / stage / "checkpoints"))
+        got_files.insert(e.path().filename().string());
+      for (const auto& e : fs::directory_iterator(reference_run_ / stage / "checkpoints"))
+        want_files.insert(e.path().filename().string());
+      EXPECT_EQ(got_files, want_files) << fault << ": " << stage;
+      for (const auto& name : want_files) {
+        if (got_files.count(name) == 0) continue;
+        const fs::path got_file = run / stage / "checkpoints" / name;
+        const fs::path want_file = reference_run_ / stage / "checkpoints" / name;
+        EXPECT_EQ(read_checkpoint_info(got_file).epoch, read_checkpoint_info(want_file).epoch)
+            << fault << ": " << stage << "/" << name;
+        expect_same_weights(got_file, want_file, stage);
+      }
+    }
     // No temporary file of an interrupted write is left behind.
     for (const auto& e : fs::recursive_directory_iterator(run))
       EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
@@ -260,6 +276,14 @@ TEST_F(ResumeTest, KilledMidEpochResumesToTheSameResult) {
 
 TEST_F(ResumeTest, KilledDuringACheckpointWriteResumesToTheSameResult) {
   kill_resume_and_compare("KILL@checkpoint:pretrain:2:latest", SIGKILL);
+}
+
+TEST_F(ResumeTest, KilledWritingTheLastEpochsLatestResumesToTheSameFiles) {
+  kill_resume_and_compare("KILL@checkpoint:pretrain:3:latest", SIGKILL);
+}
+
+TEST_F(ResumeTest, KilledWritingTheLastStagesLastLatestResumesToTheSameFiles) {
+  kill_resume_and_compare("KILL@checkpoint:weighted_finetune:2:latest", SIGKILL);
 }
 
 TEST_F(ResumeTest, KilledBetweenStagesResumesToTheSameResult) {
@@ -468,6 +492,66 @@ TEST_F(CheckpointFiles, TruncatedDamagedAndForeignFilesGiveClearErrors) {
 
   fs::remove(file);
   EXPECT_CONTAINS(error_reading(file), "cannot be opened");
+}
+
+// Module::load alone took the stored shapes: a checkpoint of another width silently turned the
+// model into that width, and stored tensors the model lacks were dropped.
+class WiderModel : public sdk::Model {
+ public:
+  explicit WiderModel(std::int64_t channels, bool extra = false) {
+    conv_ = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, channels, 3)));
+    norm_ = register_module("norm", torch::nn::BatchNorm2d(channels));
+    if (extra) register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 1, 1)));
+  }
+  torch::Tensor forward(const torch::Tensor& x) override { return norm_(conv_(x)); }
+  std::int64_t output_stride() const override { return 1; }
+
+ private:
+  torch::nn::Conv2d conv_{nullptr};
+  torch::nn::BatchNorm2d norm_{nullptr};
+};
+
+TEST_F(CheckpointFiles, WeightsOfAnotherModelAreRefusedNamingTheTensors) {
+  write("best", 1);
+  const fs::path file = dir / "checkpoints/best.pt";
+  auto error_loading = [&](sdk::Model& into) -> std::string {
+    try {
+      load_model_weights(file, into);
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "loaded";
+    return "";
+  };
+  WiderModel wider(4);
+  const std::string reshaped = error_loading(wider);
+  EXPECT_CONTAINS(reshaped,
+                  "checkpoint " + file.string() +
+                      " does not fit this model: its "
+                      "weights have other shapes than the model's (conv.weight, conv.bias, "
+                      "norm.weight and ");
+  EXPECT_CONTAINS(reshaped, "conv.weight is [2, 1, 3, 3] in it, [4, 1, 3, 3] in the model");
+  WiderModel more(2, /*extra=*/true);
+  EXPECT_CONTAINS(error_loading(more),
+                  "does not fit this model: it lacks weights the model has "
+                  "(head.bias, head.weight)");
+  // A checkpoint of the model with one more module, loaded into the one without it.
+  auto fewer = std::make_shared<TinyModel>();
+  {
+    torch::optim::Adam adam(more.parameters());
+    TrainingState wide_state{more, adam, strategies, torch::kCPU};
+    CheckpointInfo info;
+    info.experiment = "e";
+    info.stage = "s";
+    save_checkpoint(file, wide_state, info);
+  }
+  EXPECT_CONTAINS(error_loading(*fewer),
+                  "does not fit this model: it holds weights the model "
+                  "lacks (head.bias, head.weight)");
+  // The same shapes load, and for resuming too.
+  write("best", 1);
+  TinyModel same;
+  EXPECT_NO_THROW(load_model_weights(file, same));
 }
 
 TEST_F(CheckpointFiles, ResumeFallsBackToTheNewestValidCheckpoint) {

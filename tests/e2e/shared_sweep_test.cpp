@@ -136,6 +136,42 @@ TEST_F(SharedSweepTest, ASweepDirectoryOfOtherSettingsIsRefusedUntouched) {
   EXPECT_EQ(test::read_text(sweep_dir_ / "sweep.json"), before);
 }
 
+// The copy's first line names the file as it was typed: slurm submit gives its tasks an
+// absolute path, a user may type ./tiny.toml. The same file is the same sweep.
+TEST_F(SharedSweepTest, TheSameFileReachedByAnotherPathContinuesTheSweep) {
+  ASSERT_EQ(run_trial("0").exit_code, 0);
+  const fs::path same = dir_ / "." / "tiny.toml";
+  const auto r = test::run_exprun(
+      {"run", same.string(), "--trial", "1", "--sweep-dir", sweep_dir_.string()}, [] {
+        test::ProcessOptions o;
+        o.timeout_s = 600;
+        return o;
+      }());
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_EQ(read_json(sweep_dir_ / "sweep.json")["status"], "completed");
+
+  // A status file edited into one exprun never writes is not merged: sweep.json stays valid.
+  json before = read_json(sweep_dir_ / "sweep.json");
+  const fs::path status_file = sweep_dir_ / "status" / "trial-001.json";
+  for (const auto& [key, value] : std::vector<std::pair<std::string, json>>{
+           {"status", "bogus"}, {"run_dir", "../../etc"}, {"index", 5}}) {
+    SCOPED_TRACE(key);
+    const std::string original = test::read_text(status_file);
+    json status = json::parse(original);
+    status["trial"][key] = value;
+    test::write_text(status_file, status.dump(2));
+    const auto compared = test::run_exprun({"compare", sweep_dir_.string()});
+    EXPECT_EQ(compared.exit_code, 0) << compared.describe();
+    EXPECT_CONTAINS(compared.err, status_file.string() + ": not merged into ");
+    // The listing keeps the trials as they were (the sweep's end time is then the last merged
+    // trial's).
+    json after = read_json(sweep_dir_ / "sweep.json");
+    EXPECT_EQ(after["trials"], before["trials"]);
+    EXPECT_EQ(after["status"], "completed");
+    test::write_text(status_file, original);
+  }
+}
+
 TEST_F(SharedSweepTest, OptionsThatDoNotFitAreUsageErrors) {
   const auto no_sweep_dir = test::run_exprun({"run", file_.string(), "--resume=auto"});
   EXPECT_EQ(no_sweep_dir.exit_code, 2) << no_sweep_dir.describe();

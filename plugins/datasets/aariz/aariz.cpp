@@ -35,12 +35,17 @@ struct Entry {
 // Files of one annotation folder by id; anything that is not a .json file is skipped.
 std::map<std::string, fs::path> json_files(const fs::path& dir, std::vector<std::string>& skipped) {
   std::map<std::string, fs::path> out;
-  for (const auto& file : files::files_in(dir)) {
+  for (const auto& file : files::files_in(dir, skipped)) {
     if (file.filename().string().front() == '.' || !files::has_extension(file, {".json"})) {
       skipped.push_back(file.string() + ": not a .json annotation");
       continue;
     }
-    out[file.stem().string()] = file;
+    // a.json and a.JSON: which one holds the annotation is not ours to guess.
+    const auto [it, inserted] = out.emplace(file.stem().string(), file);
+    if (!inserted) {
+      throw std::runtime_error(file.string() + ": a second annotation file with the id " +
+                               it->first + " (also " + it->second.filename().string() + ")");
+    }
   }
   return out;
 }

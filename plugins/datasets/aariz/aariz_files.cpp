@@ -68,7 +68,10 @@ double coordinate(const json& value, const char* axis, const fs::path& file, std
     try {
       std::size_t used = 0;
       const double d = std::stod(v.get<std::string>(), &used);
-      if (used == v.get<std::string>().size()) number = d;
+      // std::stod also reads hexadecimal ("0x1A" as 26), which no annotation means.
+      if (used == v.get<std::string>().size() &&
+          v.get<std::string>().find_first_of("xX") == std::string::npos)
+        number = d;
     } catch (const std::exception&) {
     }
   }
@@ -222,7 +225,8 @@ std::map<std::string, MachineRow> read_machine_table(const fs::path& file) {
     try {
       std::size_t used = 0;
       row.mm_per_pixel = std::stod(size, &used);
-      if (used != size.size()) row.mm_per_pixel = -1;
+      if (used != size.size() || size.find_first_of("xX") != std::string::npos)
+        row.mm_per_pixel = -1;
     } catch (const std::exception&) {
       row.mm_per_pixel = -1;
     }

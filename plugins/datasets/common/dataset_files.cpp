@@ -49,10 +49,23 @@ std::string listing(const fs::path& dir) {
   return out;
 }
 
-std::vector<fs::path> files_in(const fs::path& dir) {
+std::vector<fs::path> files_in(const fs::path& dir, std::vector<std::string>& skipped) {
   std::vector<fs::path> out;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.is_regular_file()) out.push_back(entry.path());
+  std::vector<std::string> others;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    std::error_code ec;
+    if (entry.is_regular_file(ec)) {
+      out.push_back(entry.path());
+    } else {
+      others.push_back(entry.path().string() + ": not a regular file (" +
+                       (entry.is_directory(ec) ? "a folder"
+                        : entry.is_symlink(ec) ? "a link to nothing"
+                                               : "a pipe, socket or device") +
+                       ")");
+    }
+  }
+  std::sort(others.begin(), others.end());  // reported in an order the file system does not set
+  skipped.insert(skipped.end(), others.begin(), others.end());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -67,7 +80,7 @@ std::map<std::string, fs::path> images_by_id(const fs::path& dir,
                                              const std::string& kinds,
                                              std::vector<std::string>& skipped) {
   std::map<std::string, fs::path> images;
-  for (const auto& file : files_in(dir)) {
+  for (const auto& file : files_in(dir, skipped)) {
     if (file.filename().string().front() == '.' || !has_extension(file, extensions)) {
       skipped.push_back(file.string() + ": not a " + kinds + " image");
       continue;

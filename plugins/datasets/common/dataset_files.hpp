@@ -25,8 +25,10 @@ std::optional<std::filesystem::path> find_child(const std::filesystem::path& dir
 // "a, b/, c" — what `dir` holds (directories with a trailing /), for error messages.
 std::string listing(const std::filesystem::path& dir);
 
-// The regular files directly in `dir`, sorted by name.
-std::vector<std::filesystem::path> files_in(const std::filesystem::path& dir);
+// The regular files directly in `dir`, sorted by name. Anything else there (a folder, a link to
+// nothing, a pipe) is added to `skipped` with why, so that a reader reports it.
+std::vector<std::filesystem::path> files_in(const std::filesystem::path& dir,
+                                            std::vector<std::string>& skipped);
 
 // Whether `file`'s extension (in any case) is one of `extensions` (lower case, with the dot).
 bool has_extension(const std::filesystem::path& file, const std::vector<std::string>& extensions);

@@ -47,7 +47,9 @@ torch::Tensor read_points(const fs::path& file) {
       try {
         std::size_t used = 0;
         xy[a] = std::stod(parts[a], &used);
-        ok = parts[a].find_first_not_of(" \t\r", used) == std::string::npos;
+        // std::stod also reads hexadecimal ("0x10" as 16), which no annotation means.
+        ok = parts[a].find_first_not_of(" \t\r", used) == std::string::npos &&
+             parts[a].find_first_of("xX") == std::string::npos;
       } catch (const std::exception&) {
         ok = false;
       }

@@ -224,6 +224,24 @@ TEST_F(CompareTest, BaselineByNumber) {
 
   const std::string message = error_of(compare({a().string(), "--baseline", "3"}), 2);
   EXPECT_CONTAINS(message, "--baseline 3: expected a run number from 1 to 1");
+  // Read as a path, it used to say "-1: no such file".
+  EXPECT_CONTAINS(error_of(compare({a().string(), "--baseline", "-1"}), 2),
+                  "--baseline -1: expected a run number from 1 to 1");
+}
+
+// A newline split the row in two and an escape sequence reached the terminal.
+TEST_F(CompareTest, ControlCharactersInAStringAreWrittenAsEscapes) {
+  test::TempDir dir("exprun-compare-escapes");
+  json odd = report();
+  odd["run_id"] = "odd";
+  odd["config"]["experiment"]["description"] = "first line\nsecond\x1b[31m";
+  write_json(dir / "odd" / "report.json", odd);
+  const std::string out = output({a().string(), (dir / "odd").string()});
+  EXPECT_CONTAINS(out, "first line\\nsecond");
+  EXPECT_EQ(out.find('\x1b'), std::string::npos);
+  const std::string markdown =
+      output({a().string(), (dir / "odd").string(), "--format", "markdown"});
+  EXPECT_CONTAINS(markdown, "first line\\nsecond");
 }
 
 TEST_F(CompareTest, BaselineByPathNotListedComesFirst) {

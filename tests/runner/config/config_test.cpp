@@ -947,6 +947,18 @@ TEST(ConfigOverrides, UnknownStageNameSuggestsOne) {
             "'finetune'?");
 }
 
+// Documented (experiment-file.md, Names): the stage is named as in the file; it used to be
+// looked up under its new name and refused.
+TEST(ConfigOverrides, SetRenamesAStageNamedAsInTheFile) {
+  const Experiment e = parse(kBase, {"stages.finetune.name=polish", "stages.finetune.epochs=3"});
+  ASSERT_EQ(e.stages.size(), 2u);
+  EXPECT_EQ(e.stages[1].name, "polish");
+  EXPECT_EQ(e.stages[1].epochs, 3);
+  EXPECT_EQ(error_of(kBase, {"stages.polish.epochs=2"})
+                .rfind("--set stages.polish.epochs=2: no stage is named \"polish\"", 0),
+            0u);
+}
+
 TEST(ConfigOverrides, BadValueNamesTheSetArgument) {
   EXPECT_EQ(error_of(kBase, {"epochs=ten"}),
             "--set epochs=ten: stages.pretrain.epochs: expected an integer in [1, 1e+06], found "

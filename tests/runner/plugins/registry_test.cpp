@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -294,9 +295,40 @@ TEST_F(RegistryTest, UnloadableFileIsReportedWithTheLoadersMessage) {
   const UnloadableLibrary& failed = only_unloadable(registry);
   EXPECT_CONTAINS(failed.reason, "cannot load plugin library");
   EXPECT_CONTAINS(failed.reason, "exprun-losses-garbage.so: ");
+  EXPECT_NOT_CONTAINS(failed.reason, "truncated") << "not ELF: the loader's own message";
   EXPECT_EQ(failed.would_provide, "losses/garbage");
   // Loading that one file by name is still an error.
   EXPECT_CONTAINS(load_error([&] { registry.load_file(bogus); }), "cannot load plugin library");
+}
+
+// A cut copy used to be mapped past its end by the loader, which died of SIGBUS.
+TEST_F(RegistryTest, TruncatedLibraryIsRefusedBeforeTheLoaderMapsIt) {
+  const fs::path whole = kPluginDir / "exprun-losses-mse.so";
+  const auto size = static_cast<std::size_t>(fs::file_size(whole));
+  std::ifstream in(whole, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const std::size_t cut : {std::size_t{100}, std::size_t{1000}, std::size_t{5000},
+                                std::size_t{20000}, size / 2, size - 100}) {
+    SCOPED_TRACE("cut at " + std::to_string(cut) + " of " + std::to_string(size) + " bytes");
+    test::TempDir tmp("exprun-registry");
+    test::write_text(tmp / "exprun-losses-cut.so", bytes.substr(0, cut));
+    Registry registry;
+    EXPECT_NO_THROW(registry.load_directories({tmp.path()}, 1));
+    const UnloadableLibrary& failed = only_unloadable(registry);
+    EXPECT_CONTAINS(failed.reason, "exprun-losses-cut.so: it is truncated: " + std::to_string(cut) +
+                                       " bytes, but its ");
+    EXPECT_EQ(failed.would_provide, "losses/cut");
+  }
+}
+
+TEST_F(RegistryTest, ALibraryReachedThroughALinkIsLoadedOnce) {
+  test::TempDir tmp("exprun-registry");
+  fs::create_symlink(kPluginDir / "exprun-losses-adaptive_wing.so",
+                     tmp / "exprun-losses-adaptive_wing.so");
+  Registry registry;
+  EXPECT_NO_THROW(registry.load_directories({tmp.path(), kPluginDir}, 2));
+  EXPECT_TRUE(registry.unloadable().empty());
+  EXPECT_NO_THROW(registry.find(PluginKind::Loss, "adaptive_wing"));
 }
 
 TEST_F(RegistryTest, LibraryWithoutExportsIsNotAPlugin) {

@@ -1,6 +1,7 @@
 // exprun eval and exprun predict through the built binary, on a real checkpoint: one epoch of
 // the tiny synthetic experiment (HRNet of width 4), trained once for the whole suite.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <exprun/sdk/landmarks.hpp>
 #include <nlohmann/json.hpp>
@@ -238,6 +239,37 @@ class PredictEvalTest : public ::testing::Test {
     r = exprun({"eval", run().file.string()});
     EXPECT_EQ(r.exit_code, 2) << r.describe();
     EXPECT_CONTAINS(r.err, "--checkpoint");
+
+    // A folder, or a pipe that would block the read for ever.
+    r = exprun({"eval", run().file.string(), "--checkpoint", run().dir.path().string()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_CONTAINS(r.err,
+                    "checkpoint " + run().dir.path().string() + " is a folder, not a checkpoint");
+    const fs::path fifo = run().dir / "fifo.pt";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    r = exprun({"eval", run().file.string(), "--checkpoint", fifo.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_CONTAINS(r.err, "is not a regular file");
+    fs::remove(fifo);
+  }
+
+  // The report path is checked before the split is scored, and never replaces a checkpoint.
+  void EvalRefusesAReportPathThatWouldLoseWeightsOrCannotBeWritten() {
+    const std::string best_before = test::read_text(run().best);
+    ProcessResult r = exprun({"eval", run().file.string(), "--checkpoint", run().best.string(),
+                              "--out", run().best.string()});
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_CONTAINS(r.err, "--out " + run().best.string() + ": is the checkpoint being scored");
+    r = exprun({"eval", run().file.string(), "--checkpoint", run().best.string(), "--out",
+                run().latest.string()});
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_CONTAINS(r.err, "is an exprun checkpoint; give the report another path");
+    EXPECT_EQ(test::read_text(run().best), best_before);
+    r = exprun({"eval", run().file.string(), "--checkpoint", run().best.string(), "--out",
+                run().dir.path().string()});
+    EXPECT_EQ(r.exit_code, 2) << r.describe();
+    EXPECT_CONTAINS(r.err, "--out " + run().dir.path().string() + ": is a folder");
+    EXPECT_NOT_CONTAINS(r.out, "MRE") << "refused before scoring";
   }
 
   void PredictWritesAarizJsonThatTheAarizReaderLoadsBack() {
@@ -358,6 +390,27 @@ class PredictEvalTest : public ::testing::Test {
     r = exprun({"predict", "--checkpoint", run().best.string(), run().grey_png.string()});
     EXPECT_EQ(r.exit_code, 2) << r.describe();
     EXPECT_CONTAINS(r.err, "--out");
+
+    // A folder exists: it is not "no such image file".
+    r = exprun({"predict", "--checkpoint", run().best.string(), run().dir.path().string(), "--out",
+                out.string()});
+    EXPECT_EQ(r.exit_code, 1) << r.describe();
+    EXPECT_CONTAINS(r.err, run().dir.path().string() + ": not a regular file (a folder)");
+  }
+
+  // A file name that is not UTF-8 (Latin-1 "rontgen" with an o-umlaut) ended predict with the
+  // JSON library's "invalid UTF-8 byte", naming no file and writing nothing more.
+  void PredictWritesJsonForAFileNameThatIsNotUtf8() {
+    const fs::path out = run().dir / "predicted-latin1";
+    const fs::path latin1 = run().dir / "r\xf6ntgen.png";
+    fs::copy_file(run().grey_png, latin1);
+    const ProcessResult r = exprun({"predict", "--checkpoint", run().best.string(), latin1.string(),
+                                    run().grey_png.string(), "--out", out.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.describe();
+    const json written = json::parse(test::read_text(out / "r\xf6ntgen.json"));
+    EXPECT_EQ(written["ceph_id"], "r\xef\xbf\xbdntgen") << "U+FFFD in place of the bad byte";
+    EXPECT_TRUE(fs::exists(out / (run().grey_png.stem().string() + ".json")));
+    fs::remove(latin1);
   }
 };
 
@@ -366,11 +419,13 @@ TEST_F(PredictEvalTest, EvalScoresLikeValidationAndRejectsForeignCheckpoints) {
   EvalOnTheValidationSplitReproducesTheRunsOwnNumbers();
   EvalOnTheTestSplitWithDarkAgreesWithPredict();
   EvalRejectsACheckpointOfAnotherExperimentStageOrModel();
+  EvalRefusesAReportPathThatWouldLoseWeightsOrCannotBeWritten();
 }
 
 TEST_F(PredictEvalTest, PredictWritesAarizJsonAndOverlaysAndNamesUnreadableFiles) {
   PredictWritesAarizJsonThatTheAarizReaderLoadsBack();
   PredictNamesTheFileItCannotRead();
+  PredictWritesJsonForAFileNameThatIsNotUtf8();
 }
 
 // The overlay drawn at known positions (a synthetic film's ground truth, and the same film

@@ -456,6 +456,48 @@ TEST_F(SweepLoadTest, SetOfASweptKeyIsAnError) {
             std::string::npos);
 }
 
+// Each of these ran trials that differed only in the list's values and reported those values,
+// while every trial trained with the same one.
+TEST_F(SweepLoadTest, SweptKeyThatAMoreSpecificKeyOverridesEverywhereChangesNothing) {
+  const std::string nothing =
+      "sweep.grid.optimizer.lr: changes nothing: trial 0 with optimizer.lr=0.005 in place of "
+      "0.001 resolves to the same configuration";
+  // Swept as well for the only stage.
+  std::string text = write(
+      "[sweep.grid]\n\"optimizer.lr\" = [1e-3, 5e-3]\n\"stages.train.optimizer.lr\" = [2e-3]\n");
+  EXPECT_EQ(load_error().rfind(at(text, "[1e-3") + ": " + nothing, 0), 0u) << load_error();
+  // Given by --set for the only stage.
+  write("[sweep.grid]\n\"optimizer.lr\" = [1e-3, 5e-3]\n");
+  EXPECT_CONTAINS(load_error({}, {"stages.train.optimizer.lr=0.5"}), nothing);
+  EXPECT_CONTAINS(load_error({1}, {"stages.train.optimizer.lr=0.5"}), nothing);
+  // A defaults key under the stage's own value.
+  write("[sweep.grid]\n\"defaults.optimizer.lr\" = [1e-3, 5e-3]\n", "optimizer.lr = 0.002");
+  EXPECT_CONTAINS(load_error(), "sweep.grid.defaults.optimizer.lr: changes nothing");
+  // Zip keys are changed one at a time too.
+  write("[sweep.zip]\n\"optimizer.lr\" = [1e-3, 5e-3]\n\"stages.train.epochs\" = [1, 2]\n",
+        "optimizer.lr = 0.002");
+  EXPECT_CONTAINS(load_error({}, {"stages.train.optimizer.lr=0.5"}),
+                  "sweep.zip.optimizer.lr: changes nothing");
+}
+
+TEST_F(SweepLoadTest, SweptKeyThatSomeStageTakesIsFine) {
+  // The stage's own --set wins there (documented precedence), but a second stage takes the
+  // swept value, so the trials differ.
+  write(
+      "[sweep.grid]\n\"optimizer.lr\" = [1e-3, 5e-3]\n"
+      "[[stage]]\nname = \"second\"\nepochs = 1\n");
+  const auto trials = load_trials(read_sweep_file(file_.string()), {},
+                                  {"stages.train.optimizer.lr=0.5"}, registry());
+  ASSERT_EQ(trials.size(), 2u);
+  EXPECT_DOUBLE_EQ(trials[1].experiment.stages[1].optimizer.lr, 5e-3);
+  // A list of one value, however often listed, has nothing to compare.
+  write("[sweep.grid]\n\"optimizer.lr\" = [1e-3, 1e-3]\n");
+  EXPECT_EQ(load_trials(read_sweep_file(file_.string()), {}, {"stages.train.optimizer.lr=0.5"},
+                        registry())
+                .size(),
+            2u);
+}
+
 // ---------------------------------------------------------------- through the built exprun
 
 test::ProcessResult exprun(std::vector<std::string> args, const fs::path& cwd) {

@@ -34,14 +34,22 @@ TEST(FilmSize, ParsesNativeReleaseAndFixedSizes) {
   EXPECT_EQ(fixed.width, 1935);
   EXPECT_EQ(fixed.height, 2400);
   EXPECT_EQ(describe(fixed), "1935x2400");
-  for (const std::string bad : {"", "big", "1935", "1935x", "x2400", "1935X2400", "19.5x24",
-                                "-1x20", "15x2400", "1935x16385", "1935x2400x3"}) {
+  for (const std::string bad :
+       {"", "big", "1935", "1935x", "x2400", "1935X2400", "19.5x24", "-1x20", "15x2400",
+        "1935x16385", "1935x2400x3", "8193x8193", "16384x16384"}) {
     try {
       parse_film_size(bad);
       ADD_FAILURE() << bad << " was accepted";
     } catch (const ConfigError& e) {
       EXPECT_CONTAINS(e.what(), "--size " + bad + ": ");
     }
+  }
+  // The readers' bound: 2^26 pixels in all.
+  EXPECT_EQ(parse_film_size("8192x8192").width, 8192);
+  try {
+    parse_film_size("8193x8193");
+  } catch (const ConfigError& e) {
+    EXPECT_CONTAINS(e.what(), "67125249 pixels in all; exprun reads images of at most 67108864");
   }
 }
 

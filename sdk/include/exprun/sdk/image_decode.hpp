@@ -14,8 +14,12 @@
 
 namespace exprun::sdk {
 
-// cv::imdecode of the checked bytes with `flags`. Throws "cannot read image FILE: why".
+// cv::imdecode of the checked bytes with `flags`, always in the pixel grid the file stores: a
+// JPEG's EXIF orientation is ignored, as IMREAD_UNCHANGED ignores it, because landmark files
+// give coordinates in the stored grid and a rotated film would not match them. Throws "cannot
+// read image FILE: why".
 inline cv::Mat decode_image_file(const std::filesystem::path& file, int flags) {
+  if (flags != cv::IMREAD_UNCHANGED) flags |= cv::IMREAD_IGNORE_ORIENTATION;
   std::string bytes = read_image_bytes(file);
   const auto fail = [&file](const std::string& why) {
     return std::runtime_error("cannot read image " + file.string() + ": " + why);
