@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "config/config_error.hpp"
 #include "dist/launch.hpp"
 #include "slurm/requeue.hpp"
+#include "train/checkpoint.hpp"
 #include "util/interrupt_flag.hpp"
 #include "util/text.hpp"
 
@@ -119,6 +121,30 @@ void check_output_destination(const std::string& what, const std::filesystem::pa
   std::error_code ec;
   if (!file.empty() && fs::is_directory(file, ec)) {
     throw po::error(what + ": is a folder; expected the path of the file to write");
+  }
+  if (!file.empty() && fs::exists(file, ec)) {
+    if (fs::is_regular_file(file, ec) && is_checkpoint_file(file))
+      throw po::error(what + ": is an exprun checkpoint; give another path");
+    // A run's folder, a sweep's, and a sweep's status/ and slurm/ folders.
+    const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+    auto run_or_sweep = [&](const fs::path& d) {
+      return fs::exists(d / "experiment.toml", ec) &&
+             (fs::exists(d / "report.json", ec) || fs::exists(d / "sweep.json", ec));
+    };
+    const fs::path owner = run_or_sweep(dir)                 ? dir
+                           : run_or_sweep(dir.parent_path()) ? dir.parent_path()
+                                                             : fs::path();
+    if (!owner.empty() &&
+        (owner == dir || dir.filename() == "status" || dir.filename() == "slurm")) {
+      throw po::error(what + ": is a file of the run directory " + owner.string() +
+                      ", which only exprun writes; give another path");
+    }
+    std::string extension = file.extension().string();
+    for (char& ch : extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (extension != ".json") {
+      throw po::error(what + ": exists and is not a .json file; exprun replaces only JSON it " +
+                      "may have written before (give a new path or a .json one)");
+    }
   }
   if (!folder.empty() && !fs::is_directory(folder, ec)) {
     fs::create_directories(folder, ec);

@@ -63,8 +63,12 @@ std::vector<std::string> with_global_options_after_command(const std::vector<std
 
 // Checks, before work that can take minutes, that its output can be written: `file` is not a
 // folder, and `folder` (the file's, or where a new file will go when `file` is empty) exists or
-// can be made and takes a new file. `what` names the output in errors ("--json x.json").
-// Throws po::error.
+// can be made and takes a new file. An existing `file` is replaced only when it may be an
+// earlier output of the kind: not an exprun checkpoint, not a file of a run or sweep directory
+// (one that holds experiment.toml and report.json or sweep.json, or its status/ and slurm/
+// folders) and named *.json, so that a slip of the finger never
+// turns weights, a run's report or the experiment file into measurements. `what` names the
+// output in errors ("--json x.json"). Throws po::error.
 void check_output_destination(const std::string& what, const std::filesystem::path& file,
                               const std::filesystem::path& folder);
 

@@ -159,6 +159,8 @@ int eval_command(const std::vector<std::string>& args) {
                               built.device.str(),
                               {checkpoint, info.epoch, info.best_epoch, info.best_metric},
                               dataset->landmarks()};
+    if (const std::string note = failed_predictions_note(evaluation, symbols); !note.empty())
+      std::cerr << "exprun: warning: " << note << "\n";
     const nlohmann::json report = evaluation_report(context, evaluation);
     write_file_atomically(path, json_file_text(report));
     std::printf("%s", evaluation_table(evaluation.metrics, symbols).c_str());

@@ -8,6 +8,7 @@
 #include "config/experiment_loader.hpp"
 #include "config/runner_keys.hpp"
 #include "dist/launch.hpp"
+#include "dist/process_group.hpp"
 #include "run/experiment_run.hpp"
 #include "train/stage_builder.hpp"
 #include "util/text.hpp"
@@ -152,7 +153,13 @@ namespace {
 // The launch this process is in; an environment exprun cannot start in is a usage error.
 dist::Launch detected_launch() {
   try {
-    return dist::detect_launch_from_process();
+    dist::Launch launch = dist::detect_launch_from_process();
+    // What run reads only when it joins ranks; plan checks it the same way.
+    if (launch.distributed()) {
+      dist::collective_timeout_from_env();
+      dist::backend_from_env();
+    }
+    return launch;
   } catch (const dist::LaunchError& e) {
     throw ConfigError(e.what());
   }

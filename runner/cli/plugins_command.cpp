@@ -44,7 +44,8 @@ std::pair<std::int64_t, std::int64_t> input_size(const std::string& text) {
   return {std::stoll(m[1]), std::stoll(m[2])};
 }
 
-void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
+// Usage errors before anything is printed, whatever the plugin's kind.
+void check_model_size_options(const ModelSizeOptions& o) {
   // Far beyond any landmark set or image; a slip of the finger would ask for terabytes.
   constexpr std::int64_t kMaxLandmarks = 10000;
   constexpr std::int64_t kMaxChannels = 64;
@@ -54,6 +55,10 @@ void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
   if (o.channels < 1 || o.channels > kMaxChannels)
     throw po::error("--channels: expected 1 to " + std::to_string(kMaxChannels) + ", found " +
                     std::to_string(o.channels));
+  input_size(o.input);
+}
+
+void print_model_size(const LoadedPlugin& p, const ModelSizeOptions& o) {
   const auto [width, height] = input_size(o.input);
   std::printf("\nsize with the defaults, %lld landmarks, %lld input channel(s), %lldx%lld input\n",
               static_cast<long long>(o.landmarks), static_cast<long long>(o.channels),
@@ -118,7 +123,14 @@ int plugins_command(const std::vector<std::string>& args) {
         std::cout << (current.empty() ? "" : "\n") << folder << ":\n";
         current = folder;
       }
-      std::printf("  %-36s %s\n", p->full_name().c_str(), p->info->summary);
+      // find() refuses a name that a library below could also provide (two plugins of one
+      // name, say): listed as loaded without a word, it would look usable.
+      bool usable = true;
+      for (const auto& u : registry.unloadable())
+        if (u.would_provide == p->full_name()) usable = false;
+      std::printf("  %-36s %s\n", p->full_name().c_str(),
+                  usable ? p->info->summary
+                         : "NOT USABLE: a library below would provide it too (see could not load)");
     }
     if (current.empty()) std::cout << "no plugins found\n";
     // Not fatal here: a broken library fails only what names a plugin it could provide.
@@ -157,7 +169,7 @@ int describe_command(const std::vector<std::string>& args) {
   return guarded([&] {
     if (parse_or_show_help(args, options, positional, common)) return int{kOk};
     if (name.empty()) throw po::error("describe needs a plugin name, e.g. losses/adaptive_wing");
-    input_size(size.input);  // a bad --input is a usage error before anything is printed
+    check_model_size_options(size);
     Registry registry;
     load_registry(registry, common);
     const LoadedPlugin& p = registry.find(name);

@@ -214,13 +214,25 @@ int submit_command(const std::vector<std::string>& args) {
       as_usage_error([&] { slurm::check_slurm_path(absolute_dir(output_dir) / experiment_name); });
     }
 
-    // From here on, things are written.
-    if (dir.empty())
-      dir = make_run_dir(absolute_dir(output_dir), experiment_name, std::time(nullptr));
-    if (sweep.spec) {
-      open_shared_sweep(dir, sweep, overrides, experiment_name);
-    } else {
-      fs::create_directories(dir);
+    // From here on, things are written. A directory that cannot be made or used is one of
+    // submit's usage errors (exit 2); the messages name the option that chose it.
+    try {
+      if (dir.empty())
+        dir = make_run_dir(absolute_dir(output_dir), experiment_name, std::time(nullptr));
+      if (sweep.spec) {
+        open_shared_sweep(dir, sweep, overrides, experiment_name);
+      } else {
+        try {
+          fs::create_directories(dir);
+        } catch (const fs::filesystem_error& e) {
+          throw std::runtime_error("--run-dir " + dir_option + ": cannot create " +
+                                   e.path1().string() + ": " + e.code().message());
+        }
+      }
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw ConfigError(e.what());
     }
 
     slurm::BatchScriptOptions script;
@@ -323,10 +335,17 @@ QueueView read_queue(const fs::path& dir) {
                 "only";
     return view;
   }
-  const nlohmann::json job = read_json_file(job_file);
-  if (!job.is_object() || !job.contains("job_id") || !job["job_id"].is_string())
-    throw JsonInputError(job_file.string() + ": expected \"job_id\" (string)");
-  view.job_id = job["job_id"].get<std::string>();
+  // A damaged record costs the queue's view, not the status files' (status always exits 0
+  // for a directory it can read).
+  try {
+    const nlohmann::json job = read_json_file(job_file);
+    if (!job.is_object() || !job.contains("job_id") || !job["job_id"].is_string())
+      throw JsonInputError(job_file.string() + ": expected \"job_id\" (string)");
+    view.job_id = job["job_id"].get<std::string>();
+  } catch (const std::exception& e) {
+    view.note = std::string(e.what()) + ": the status files' view only";
+    return view;
+  }
   const std::optional<fs::path> squeue = find_on_path("squeue");
   if (!squeue) {
     view.note = "squeue is not on PATH: the status files' view only";

@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "cli/cli_common.hpp"
 #include "cli/commands.hpp"
@@ -22,7 +23,7 @@ int tune_command(const std::vector<std::string>& args) {
   std::vector<std::string> overrides;
   std::vector<std::string> stages;
   std::string budget_text;
-  double margin = -1;
+  std::optional<double> margin;
   std::string json_path;
   po::options_description options(
       "exprun tune FILE.toml [options]\n\nMeasures, for each stage, every candidate micro-batch "
@@ -35,7 +36,8 @@ int tune_command(const std::vector<std::string>& args) {
       "set", po::value(&overrides)->composing(), "override a key, as for exprun run")(
       "budget", po::value(&budget_text),
       "memory budget, e.g. 6GiB (default: memory.budget, else the device's free memory)")(
-      "margin", po::value(&margin), "share of the budget kept free (default: memory.margin, 0.1)")(
+      "margin", po::value<double>()->notifier([&](double m) { margin = m; }),
+      "share of the budget kept free (default: memory.margin, 0.1)")(
       "json", po::value(&json_path),
       "write the measurements here (default: <output>/<experiment>/tune-<UTC time>.json)");
   po::positional_options_description positional;
@@ -51,14 +53,22 @@ int tune_command(const std::vector<std::string>& args) {
                         budget_text + "'");
       }
     }
-    if (margin != -1 && !(margin >= 0 && margin <= 0.9)) {
+    if (margin && !(*margin >= 0 && *margin <= 0.9)) {
       throw po::error("--margin: expected a number between 0 and 0.9, found " +
-                      format_number(margin));
+                      format_number(*margin));
     }
     Registry registry;
     load_registry(registry, common);
     Experiment experiment = load_one_configuration(file, overrides, registry, "tune");
     for (const auto& name : stages) stage_index_named(experiment, name);  // throws if unknown
+    // Before measuring, which takes minutes.
+    const std::filesystem::path path =
+        json_path.empty() ? std::filesystem::path(experiment.output_dir) / experiment.name /
+                                ("tune-" + utc_timestamp() + ".json")
+                          : std::filesystem::path(json_path);
+    check_output_destination(
+        json_path.empty() ? "the measurements " + path.string() : "--json " + json_path, path,
+        path.has_parent_path() ? path.parent_path() : ".");
     const auto threads = apply_thread_count(experiment.threads);
     nlohmann::json out = {{"experiment", experiment.name},
                           {"source_file", experiment.source_file},
@@ -69,7 +79,7 @@ int tune_command(const std::vector<std::string>& args) {
       if (!stages.empty() && std::find(stages.begin(), stages.end(), stage.name) == stages.end())
         continue;
       if (budget) stage.memory.budget_bytes = budget;
-      if (margin != -1) stage.memory.margin = margin;
+      if (margin) stage.memory.margin = *margin;
       BuiltStage built = build_stage(experiment, stage, i, registry);
       const TuneOptions tune_options = tune_options_for(stage, built);
       std::printf(
@@ -88,11 +98,6 @@ int tune_command(const std::vector<std::string>& args) {
           result.seconds);
       out["stages"].push_back(result.to_json());
     }
-    const std::filesystem::path path =
-        json_path.empty() ? std::filesystem::path(experiment.output_dir) / experiment.name /
-                                ("tune-" + utc_timestamp() + ".json")
-                          : std::filesystem::path(json_path);
-    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
     write_file_atomically(path, json_file_text(out));
     std::printf("measurements: %s\n", path.string().c_str());
     return int{kOk};

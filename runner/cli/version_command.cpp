@@ -26,7 +26,18 @@ const char* compiler_name() {
 
 }  // namespace
 
-int version_command(const std::vector<std::string>& args) {
+int version_command(const std::vector<std::string>& given) {
+  // --plugins is shared by every command (and may come before it); version loads none, so
+  // its directories change nothing here.
+  std::vector<std::string> args;
+  for (std::size_t i = 0; i < given.size(); ++i) {
+    if (given[i] == "--plugins" && i + 1 < given.size()) {
+      ++i;
+      continue;
+    }
+    if (given[i].rfind("--plugins=", 0) == 0) continue;
+    args.push_back(given[i]);
+  }
   if (!args.empty() && args[0] != "--help" && args[0] != "-h") {
     std::cerr << "exprun: error: version takes no arguments, found '" << args[0] << "'\n";
     return kUsageError;

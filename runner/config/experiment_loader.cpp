@@ -13,6 +13,7 @@
 #include "config/runner_keys.hpp"
 #include "config/table_reader.hpp"
 #include "config/toml_limits.hpp"
+#include "util/file_kind.hpp"
 #include "util/text.hpp"
 
 namespace exprun {
@@ -148,6 +149,11 @@ void check_stage_chain(const std::vector<StageConfig>& stages) {
 }  // namespace
 
 std::string read_experiment_file(const std::string& path) {
+  // A folder reads as an empty file ("missing required table [experiment]"). A pipe is fine:
+  // `exprun plan <(sed ... exp.toml)`.
+  if (irregular_file_kind(path) == "a folder") {
+    throw ConfigError(path + ": is a folder; expected an experiment file (.toml)");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path + ": cannot open the experiment file");
   std::ostringstream text;

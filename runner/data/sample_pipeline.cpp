@@ -46,15 +46,18 @@ std::uint64_t mix_seed(std::uint64_t a, std::uint64_t b, std::uint64_t c) {
 
 namespace {
 
-// CLAHE on a float image in [0, 1]. OpenCV's CLAHE takes 8- or 16-bit images; 16 bits keep the
-// precision of 16-bit radiographs.
+// CLAHE on a float image in [0, 1], through an 8-bit copy. The clip limit is a multiple of the
+// mean count of the histogram's bins; OpenCV's CLAHE on a 16-bit image spreads each tile over
+// 65536 bins, where a pixel or two fills a bin, so that no clip limit up to 100 clipped anything
+// at training sizes and every clahe_clip gave the same near-unlimited equalisation. On 256
+// bins it has the meaning it has wherever CLAHE is used for augmentation (cv2, albumentations).
 void equalise_locally(cv::Mat& image, double clip_limit, int tiles) {
-  cv::Mat wide;
-  image.convertTo(wide, CV_16U, 65535.0);
+  cv::Mat narrow;
+  image.convertTo(narrow, CV_8U, 255.0);
   auto clahe = cv::createCLAHE(clip_limit, cv::Size(tiles, tiles));
   cv::Mat equalised;
-  clahe->apply(wide, equalised);
-  equalised.convertTo(image, CV_32F, 1.0 / 65535.0);
+  clahe->apply(narrow, equalised);
+  equalised.convertTo(image, CV_32F, 1.0 / 255.0);
 }
 
 // Each pixel into [0, 1], in place. By hand because OpenCV clamps in two passes (cv::max, then

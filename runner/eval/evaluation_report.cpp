@@ -38,24 +38,27 @@ nlohmann::json evaluation_report(const EvaluationContext& c, const Evaluation& e
     nlohmann::json errors = nlohmann::json::object(), points = nlohmann::json::object();
     double sum = 0;
     std::size_t count = 0;
+    bool failed = false;  // a prediction that was not a point: the image's MRE is undefined
     for (std::size_t j = 0; j < symbols.size(); ++j) {
       const double error = e.errors_mm[i][j];
       errors[symbols[j]] = number_or_null(error);
       const auto ij = static_cast<std::int64_t>(j), ii = static_cast<std::int64_t>(i);
       points[symbols[j]] = {p[ii][ij][0], p[ii][ij][1]};
+      failed = failed || std::isinf(error);
       if (std::isfinite(error)) {
         sum += error;
         ++count;
       }
     }
-    per_image.push_back({{"id", m.id},
-                         {"group", m.group},
-                         {"mm_per_pixel", m.mm_per_pixel},
-                         {"width", m.original_width},
-                         {"height", m.original_height},
-                         {"mre", count ? nlohmann::json(sum / count) : nlohmann::json(nullptr)},
-                         {"errors_mm", errors},
-                         {"predicted", points}});
+    per_image.push_back(
+        {{"id", m.id},
+         {"group", m.group},
+         {"mm_per_pixel", m.mm_per_pixel},
+         {"width", m.original_width},
+         {"height", m.original_height},
+         {"mre", count && !failed ? nlohmann::json(sum / count) : nlohmann::json(nullptr)},
+         {"errors_mm", errors},
+         {"predicted", points}});
   }
   nlohmann::json metrics = to_json(e.metrics, symbols);
   return {{"kind", "evaluation"},

@@ -22,10 +22,18 @@ struct Evaluation {
   std::vector<std::string> groups;
   std::vector<SampleMeta> meta;
   Metrics metrics;
+  // Landmarks with a ground truth whose prediction was not a finite point (infinite errors).
+  std::size_t failed_predictions = 0;
 };
 
+// "" when every prediction was a finite point; else one line naming how many were not and the
+// first image and landmark among them, for a warning.
+std::string failed_predictions_note(const Evaluation& evaluation,
+                                    const std::vector<std::string>& symbols);
+
 // What evaluation needs of a built stage: the model as training runs it (strategies' forward
-// scopes included), the pipeline that sizes its input, and how heatmaps are read.
+// scopes included, but autocast off: scores are of the fp32 model), the pipeline that sizes
+// its input, and how heatmaps are read.
 struct EvaluatedModel {
   sdk::Model& model;
   const std::vector<std::shared_ptr<sdk::MemoryStrategy>>& strategies;

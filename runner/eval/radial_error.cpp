@@ -1,6 +1,7 @@
 #include "eval/radial_error.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "data/affine.hpp"
 
@@ -33,8 +34,14 @@ std::vector<std::vector<double>> radial_errors_mm(const torch::Tensor& predicted
     auto t = truth.accessor<double, 2>();
     std::vector<double> row;
     for (std::int64_t j = 0; j < pred.size(1); ++j) {
+      const bool truth_known = !std::isnan(t[j][0]) && !std::isnan(t[j][1]);
+      const bool predicted = std::isfinite(p[i][j][0]) && std::isfinite(p[i][j][1]);
+      if (truth_known && !predicted) {
+        row.push_back(std::numeric_limits<double>::infinity());
+        continue;
+      }
       const double dx = p[i][j][0] - t[j][0], dy = p[i][j][1] - t[j][1];
-      row.push_back(std::sqrt(dx * dx + dy * dy) * m.mm_per_pixel);  // NaN propagates
+      row.push_back(std::sqrt(dx * dx + dy * dy) * m.mm_per_pixel);  // a missing truth: NaN
     }
     out.push_back(std::move(row));
   }

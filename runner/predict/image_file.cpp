@@ -8,21 +8,17 @@
 #include "exprun/sdk/image_decode.hpp"
 
 #include "data/image_convert.hpp"
+#include "util/file_kind.hpp"
 
 namespace exprun {
 
 torch::Tensor read_image_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto status = std::filesystem::status(path, ec);
-  if (!std::filesystem::exists(status)) {
+  if (const std::string kind = irregular_file_kind(path); !kind.empty()) {
+    throw std::runtime_error(path.string() + ": not a regular file (" + kind +
+                             "); expected an image file");
+  }
+  if (!std::filesystem::exists(path))
     throw std::runtime_error(path.string() + ": no such image file");
-  }
-  if (!std::filesystem::is_regular_file(status)) {
-    throw std::runtime_error(
-        path.string() + ": not a regular file (" +
-        (std::filesystem::is_directory(status) ? "a folder" : "a pipe, socket or device") +
-        "); expected an image file");
-  }
   // The dataset readers' decoder: truncated or damaged files and absurd sizes are errors
   // naming the file, and OpenCV's own exceptions never escape without it.
   cv::Mat mat = sdk::decode_image_file(path, cv::IMREAD_UNCHANGED);

@@ -92,11 +92,18 @@ std::int64_t apply_thread_count(std::int64_t threads, int ranks_on_machine) {
 
 fs::path make_run_dir(const fs::path& output, const std::string& name, std::time_t started) {
   const std::string base = utc_timestamp(started);
-  for (int attempt = 1;; ++attempt) {
-    fs::path dir = output / name / (attempt == 1 ? base : base + "-" + std::to_string(attempt));
-    fs::create_directories(dir.parent_path());
-    // create_directory reports whether it made the folder, so two runs never share one.
-    if (fs::create_directory(dir)) return dir;
+  // filesystem_error names the folder but neither the key nor the option that chose it.
+  try {
+    for (int attempt = 1;; ++attempt) {
+      fs::path dir = output / name / (attempt == 1 ? base : base + "-" + std::to_string(attempt));
+      fs::create_directories(dir.parent_path());
+      // create_directory reports whether it made the folder, so two runs never share one.
+      if (fs::create_directory(dir)) return dir;
+    }
+  } catch (const fs::filesystem_error& e) {
+    throw std::runtime_error("experiment.output = \"" + output.string() +
+                             "\" (--output sets it): cannot create the run folder " +
+                             e.path1().string() + ": " + e.code().message());
   }
 }
 
@@ -235,12 +242,20 @@ void choose_run_dir(const Experiment& experiment, const fs::path& run_dir, bool 
     // not a run of this experiment must be left exactly as it was.
     read_run_to_resume(run_dir, experiment);
     outcome.run_dir = run_dir;
-  } else if (run_dir.empty()) {
-    outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name, started);
-  } else {
-    fs::create_directories(run_dir);
-    outcome.run_dir = run_dir;
+    return;
   }
+  if (run_dir.empty()) {
+    outcome.run_dir = make_run_dir(experiment.output_dir, experiment.name, started);
+    return;
+  }
+  // filesystem_error names the folder but not the option that chose it.
+  try {
+    fs::create_directories(run_dir);
+  } catch (const fs::filesystem_error& e) {
+    throw std::runtime_error("--run-dir " + run_dir.string() + ": cannot create the run folder " +
+                             e.path1().string() + ": " + e.code().message());
+  }
+  outcome.run_dir = run_dir;
 }
 
 }  // namespace

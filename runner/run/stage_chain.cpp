@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "config/checkpoint_path.hpp"
 #include "config/names.hpp"
@@ -31,7 +32,14 @@ std::vector<RankedLandmark> rank_by_best_mre(const CheckpointInfo& info, const f
   std::vector<RankedLandmark> ranked;
   for (std::size_t k = 0; k < info.landmark_symbols.size(); ++k) {
     const auto& entry = per_landmark[info.landmark_symbols[k]];
-    const double mre = entry["mre"].is_number() ? entry["mre"].get<double>() : -1.0;
+    // null with a count: predictions that were not points (eval/radial_error.hpp), the worst;
+    // null without one: no ground truth to rank it by.
+    double mre = -1.0;
+    if (entry["mre"].is_number()) {
+      mre = entry["mre"].get<double>();
+    } else if (entry["count"].is_number_integer() && entry["count"].get<std::int64_t>() > 0) {
+      mre = std::numeric_limits<double>::infinity();
+    }
     ranked.push_back({k, info.landmark_symbols[k], mre});
   }
   std::stable_sort(ranked.begin(), ranked.end(),

@@ -138,6 +138,15 @@ void check_slurm_path(const fs::path& dir) {
 std::vector<std::string> sbatch_option_lines(const std::vector<std::string>& words) {
   std::vector<std::vector<std::string>> options;
   for (const auto& word : words) {
+    // An #SBATCH line ends at the line break; the rest would be a line of shell code.
+    const auto control = std::find_if(word.begin(), word.end(), [](char ch) {
+      return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+    });
+    if (control != word.end()) {
+      throw std::invalid_argument("sbatch option " + shell_quote(word) +
+                                  " after --: holds a line break or another control character, "
+                                  "which cannot be written in an #SBATCH line");
+    }
     if (word == "--") {
       throw std::invalid_argument(
           "sbatch options after --: a second '--'; expected options "

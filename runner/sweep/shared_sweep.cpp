@@ -139,7 +139,12 @@ void open_shared_sweep(const fs::path& sweep_dir, const SweepFile& file,
     }
   };
   check_copy();  // before anything is created in a folder that is not ours
-  fs::create_directories(sweep_dir / "status");
+  try {
+    fs::create_directories(sweep_dir / "status");
+  } catch (const fs::filesystem_error& e) {  // it names the folder, not the option
+    throw std::runtime_error("--sweep-dir " + sweep_dir.string() + ": cannot create " +
+                             e.path1().string() + ": " + e.code().message());
+  }
   const SweepFileLock lock(sweep_dir);
   check_copy();  // again under the lock: another trial may have just created it
   std::error_code ec;

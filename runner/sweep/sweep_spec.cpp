@@ -117,6 +117,43 @@ void check_zip_lengths(const std::vector<SweepAxis>& zip) {
   }
 }
 
+// A value listed twice would run identical trials (on a CPU, to the same bits) and report them
+// as two results. Values are compared as read, so 1e-3 and
+// 0.001 are the same.
+void check_grid_values_distinct(const std::vector<SweepAxis>& grid) {
+  for (const auto& axis : grid) {
+    for (std::size_t i = 0; i < axis.values.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (axis.values[i] != axis.values[j]) continue;
+        throw ConfigError(
+            axis.value_where[i] + ": " + table_path("grid") + "." + axis.key + ": " +
+            axis.values[i] + " is listed twice (also at " + axis.value_where[j] +
+            "); its trials would repeat others (to repeat a configuration, sweep experiment.seed)");
+      }
+    }
+  }
+}
+
+// In [sweep.zip] a value may repeat, as long as its row differs in another key.
+void check_zip_rows_distinct(const std::vector<SweepAxis>& zip) {
+  if (zip.empty()) return;
+  for (std::size_t i = 0; i < zip.front().values.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      const bool same = std::all_of(zip.begin(), zip.end(), [&](const SweepAxis& axis) {
+        return axis.values[i] == axis.values[j];
+      });
+      if (!same) continue;
+      std::string row;
+      for (const auto& axis : zip)
+        row += (row.empty() ? "" : ", ") + axis.key + "=" + axis.values[i];
+      throw ConfigError(
+          zip.front().value_where[i] + ": " + table_path("zip") + ": row " + std::to_string(i + 1) +
+          " (" + row + ") repeats row " + std::to_string(j + 1) +
+          "; its trials would repeat others (to repeat a configuration, sweep experiment.seed)");
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> SweepTrial::set_arguments() const {
@@ -212,6 +249,8 @@ std::optional<SweepSpec> read_sweep(const toml::table& doc) {
   for (const auto& axis : spec.grid) all.push_back(&axis);
   check_distinct(all);
   check_zip_lengths(spec.zip);
+  check_grid_values_distinct(spec.grid);
+  check_zip_rows_distinct(spec.zip);
   if (spec.trial_count() > kMaxSweepTrials) {
     fail_at(sweep->source(), "sweep",
             "expands to more than " + std::to_string(kMaxSweepTrials) +

@@ -14,6 +14,7 @@
 #include "util/atomic_file.hpp"
 #include "util/crc32c.hpp"
 #include "util/fault_injection.hpp"
+#include "util/file_kind.hpp"
 #include "util/json_file.hpp"
 
 namespace exprun {
@@ -54,11 +55,10 @@ class OtherModel : public std::runtime_error {
 // The payload, after checking magic, length and checksum.
 std::string read_payload(const fs::path& path) {
   // The kind of file first: a folder reads as empty, a FIFO or a device never ends.
-  std::error_code ec;
-  const fs::file_status status = fs::status(path, ec);
-  if (fs::is_directory(status)) damaged(path, "a folder, not a checkpoint file");
-  if (fs::exists(status) && !fs::is_regular_file(status))
-    damaged(path, "not a regular file (a pipe, socket or device), not a checkpoint file");
+  if (const std::string kind = irregular_file_kind(path); !kind.empty()) {
+    damaged(path, kind == "a folder" ? "a folder, not a checkpoint file"
+                                     : "not a regular file (" + kind + "), not a checkpoint file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("checkpoint " + path.string() + " cannot be opened");
   // The header before the payload: its length is checked against the file's before anything of
@@ -82,6 +82,7 @@ std::string read_payload(const fs::path& path) {
   }
   const auto length = get_le<std::uint64_t>(header.data() + 12);
   const auto expected_crc = get_le<std::uint32_t>(header.data() + 20);
+  std::error_code ec;
   const std::uintmax_t size = fs::file_size(path, ec);
   if (ec) throw std::runtime_error("checkpoint " + path.string() + ": " + ec.message());
   const std::uint64_t present = size - kHeaderSize;
@@ -143,6 +144,12 @@ CheckpointInfo read_info(torch::serialize::InputArchive& archive) {
     if (!world_size.isInt() || world_size.toInt() < 1)
       throw std::runtime_error("exprun.world_size is not a positive integer");
     info.world_size = world_size.toInt();
+  }
+  c10::IValue seed;
+  if (archive.try_read("exprun.seed", seed)) {
+    if (!seed.isInt()) throw std::runtime_error("exprun.seed is not an integer");
+    // Stored as the int64 with the same bits: IValue has no unsigned integer.
+    info.seed = static_cast<std::uint64_t>(seed.toInt());
   }
   return info;
 }
@@ -294,6 +301,7 @@ void save_checkpoint(const fs::path& path, const TrainingState& state, const Che
   archive.write("exprun.trainer_state", c10::IValue(info.trainer_state.dump()));
   archive.write("exprun.libtorch_version", c10::IValue(std::string(TORCH_VERSION)));
   archive.write("exprun.world_size", c10::IValue(info.world_size));
+  if (info.seed) archive.write("exprun.seed", c10::IValue(static_cast<std::int64_t>(*info.seed)));
   torch::serialize::OutputArchive model_archive;
   state.model.save(model_archive);
   archive.write("model", model_archive);

@@ -15,6 +15,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,10 @@ struct CheckpointInfo {
   std::string libtorch_version;
   // Ranks that trained together (data parallelism); 1 for files from before exprun had ranks.
   std::int64_t world_size = 1;
+  // experiment.seed of the run that wrote the file: it decides every later epoch's order and
+  // augmentation, so a resume under another seed would match neither run. Empty for files
+  // from before exprun recorded it.
+  std::optional<std::uint64_t> seed;
 };
 
 // What a checkpoint restores besides its metadata.

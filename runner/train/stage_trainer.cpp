@@ -75,6 +75,12 @@ CheckpointInfo StageTrainer::resume_from(const fs::path& checkpoint) {
     throw std::runtime_error("checkpoint " + checkpoint.string() + " belongs to " + what +
                              "; resume needs the experiment as it was run");
   }
+  if (info.seed && *info.seed != experiment_.seed) {
+    throw std::runtime_error(
+        "checkpoint " + checkpoint.string() + " belongs to a run with experiment.seed = " +
+        std::to_string(*info.seed) + ", this run's is " + std::to_string(experiment_.seed) +
+        "; resume needs the experiment as it was run");
+  }
   // Weights, optimiser state and generators carry over between LibTorch versions, but kernels
   // differ: the continuation is sound, not bit-identical to a run that stayed on one version.
   // Files without the version are older than 2.x support: 1.13 wrote them.
@@ -217,6 +223,7 @@ CheckpointInfo StageTrainer::checkpoint_info() const {
   }
   info.trainer_state = to_json(progress_, stage_.symbols());
   info.world_size = parallel_ ? parallel_->world_size() : 1;
+  info.seed = experiment_.seed;
   return info;
 }
 
@@ -257,6 +264,10 @@ StageTrainer::FinishedEpoch StageTrainer::finish_epoch(std::int64_t epoch,
   }
   Evaluation val =
       evaluate(stage_.evaluated(), stage_.valid, stage_.micro_batch, stage_.data_workers);
+  if (const std::string note = failed_predictions_note(val, stage_.symbols()); !note.empty()) {
+    Progress::message("exprun: warning: stage " + config_.name + ", epoch " +
+                      std::to_string(epoch + 1) + ", validation: " + note);
+  }
   if (!progress_.baseline_metrics) progress_.baseline_metrics = mean_shape_metrics(val.meta);
   out.validation = std::move(val.metrics);
   progress_.final_metrics = out.validation;

@@ -130,6 +130,15 @@ TEST(CliTest, DescribeBoundsTheModelItBuilds) {
   EXPECT_EQ(r.exit_code, 2) << r.describe();
   EXPECT_CONTAINS(r.err, "--landmarks: expected 1 to 10000, found 99999999999");
   EXPECT_NOT_CONTAINS(r.out, "Exception raised from");
+  // Checked before anything is printed, for every kind: a loss took --landmarks 0 with exit 0.
+  for (const std::string plugin : {"models/hrnet", "losses/adaptive_wing"}) {
+    const ProcessResult zero = test::run_exprun({"describe", plugin, "--landmarks", "0"});
+    EXPECT_EQ(zero.exit_code, 2) << zero.describe();
+    EXPECT_EQ(zero.out, "") << plugin;
+    const ProcessResult channels = test::run_exprun({"describe", plugin, "--channels", "999"});
+    EXPECT_EQ(channels.exit_code, 2) << channels.describe();
+    EXPECT_CONTAINS(channels.err, "--channels: expected 1 to 64, found 999");
+  }
 }
 
 TEST(CliTest, AnUnknownDeviceIsOneLineWithoutLibTorchsBacktrace) {
@@ -221,6 +230,13 @@ TEST(CliTest, VersionLoadsNoPlugins) {
   const auto r = exprun({"version"}, options);
   expect_ok(r);
   EXPECT_CONTAINS(r.out, "exprun ");
+  // --plugins is shared by every command, before it or after it; version has none to load.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--plugins", "/tmp", "version"}, {"version", "--plugins", "/tmp"}}) {
+    const auto with_plugins = exprun(args);
+    expect_ok(with_plugins);
+    EXPECT_EQ(with_plugins.out, r.out);
+  }
 }
 
 TEST(CliTest, UnknownCommandIsAUsageError) {
@@ -388,6 +404,7 @@ TEST(CliTest, DuplicatePluginNameFailsWhatNamesIt) {
   const auto r = exprun({"plugins", dirs[0], dirs[1]});
   expect_ok(r);
   EXPECT_CONTAINS(r.out, "two plugins are named losses/mse: ");
+  EXPECT_CONTAINS(r.out, "NOT USABLE: a library below would provide it too");
   // Which of the two was meant is not for exprun to guess.
   const std::string message = expect_error(exprun({"describe", "losses/mse", dirs[0], dirs[1]}), 2);
   EXPECT_CONTAINS(message, "two plugins are named losses/mse: ");
@@ -823,6 +840,72 @@ TEST_F(CliExperimentTest, PluginConstructorErrorInPlanExits2) {
   const std::string message = config_error({"plan", file_.string()});
   EXPECT_EQ(message.rfind(file_.string() + ":", 0), 0u) << message;
   EXPECT_CONTAINS(message, "stages.train.loss: losses/adaptive_wing: alpha must be greater than 1");
+}
+
+// The run folder cannot be made: the error names the option that chose the place, not only
+// what std::filesystem says, and the file in the way is left as it was.
+TEST_F(CliExperimentTest, ARunFolderThatCannotBeMadeNamesTheOption) {
+  write(tiny());
+  const fs::path in_the_way = dir_ / "a-file";
+  test::write_text(in_the_way, "keep me\n");
+  const auto output = exprun({"run", file_.string(), "--output", in_the_way.string()});
+  expect_no_crash(output);
+  EXPECT_EQ(output.exit_code, 1) << output.describe();
+  EXPECT_CONTAINS(output.err, "experiment.output = \"" + in_the_way.string() +
+                                  "\" (--output sets it): cannot create the run folder " +
+                                  in_the_way.string());
+  EXPECT_CONTAINS(output.err, "Not a directory");
+  EXPECT_EQ(output.err.find("filesystem error"), std::string::npos);
+  const auto run_dir = exprun({"run", file_.string(), "--run-dir", (in_the_way / "r").string()});
+  expect_no_crash(run_dir);
+  EXPECT_EQ(run_dir.exit_code, 1) << run_dir.describe();
+  EXPECT_CONTAINS(run_dir.err,
+                  "--run-dir " + (in_the_way / "r").string() + ": cannot create the run folder");
+  EXPECT_EQ(test::read_text(in_the_way), "keep me\n");
+}
+
+// bench --json and tune --json replaced whatever they were given: a checkpoint, a run's
+// report.json or the experiment file itself became measurements. Each is refused before
+// anything is measured, and left as it was.
+TEST_F(CliExperimentTest, MeasurementsNeverReplaceACheckpointARunsFileOrTheExperiment) {
+  write(tiny());
+  const fs::path run = dir_ / "run";
+  test::write_text(run / "experiment.toml", "[experiment]\n");
+  test::write_text(run / "report.json", "{}\n");
+  const fs::path checkpoint = dir_ / "best.pt";
+  test::write_text(checkpoint, std::string("EXPRUNCK") + std::string(40, '\0'));
+  const std::vector<std::pair<fs::path, std::string>> victims = {
+      {checkpoint, "is an exprun checkpoint"},
+      {run / "report.json", "is a file of the run directory " + run.string()},
+      {file_, "exists and is not a .json file"}};
+  const std::vector<std::vector<std::string>> commands = {
+      {"bench", file_.string(), "--plans", "4x1", "--variants", "none", "--steps", "1"},
+      {"tune", file_.string(), "--budget", "1GiB"}};
+  for (const auto& command : commands) {
+    for (const auto& [victim, why] : victims) {
+      const std::string before = test::read_text(victim);
+      std::vector<std::string> args = command;
+      args.insert(args.end(), {"--json", victim.string()});
+      EXPECT_CONTAINS(expect_error(exprun(args), 2), "--json " + victim.string() + ": " + why);
+      EXPECT_EQ(test::read_text(victim), before) << command[0] << " touched " << victim;
+    }
+  }
+  fs::remove_all(run);  // not a report the suite's schema check should read
+  // A folder is refused before measuring, as bench already did.
+  EXPECT_CONTAINS(
+      expect_error(
+          exprun({"tune", file_.string(), "--budget", "1GiB", "--json", dir_.path().string()}), 2),
+      "is a folder");
+  // -1 was tune's mark for "not given": --margin -1 ran with the default margin.
+  EXPECT_CONTAINS(
+      expect_error(exprun({"tune", file_.string(), "--budget", "1GiB", "--margin=-1"}), 2),
+      "--margin: expected a number between 0 and 0.9, found -1");
+}
+
+// `plan DIR` used to read the folder as an empty file: "missing required table [experiment]".
+TEST_F(CliExperimentTest, AFolderIsNotAnExperimentFile) {
+  const std::string message = config_error({"plan", dir_.path().string()});
+  EXPECT_EQ(message, dir_.path().string() + ": is a folder; expected an experiment file (.toml)");
 }
 
 TEST_F(CliExperimentTest, BadOutputOptionValueIsAString) {

@@ -162,6 +162,14 @@ TEST_F(LaunchPlanTest, RunRefusesABadCollectiveTimeout) {
     EXPECT_EQ(usage_error(args, two_ranks),
               "EXPRUN_DIST_TIMEOUT=\"10m\": expected whole seconds from 1 to 604800");
   }
+  // plan is how a launch is checked before it is started: it refuses the same settings.
+  EXPECT_EQ(usage_error({"plan", file_.string()}, two_ranks),
+            "EXPRUN_DIST_TIMEOUT=\"10m\": expected whole seconds from 1 to 604800");
+  Env mpi = two_ranks;
+  mpi["EXPRUN_DIST_TIMEOUT"] = "60";
+  mpi["EXPRUN_DIST_BACKEND"] = "mpi";
+  EXPECT_EQ(usage_error({"plan", file_.string()}, mpi),
+            "EXPRUN_DIST_BACKEND=\"mpi\": expected gloo or nccl");
 }
 
 }  // namespace

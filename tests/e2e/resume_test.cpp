@@ -312,6 +312,29 @@ TEST_F(ResumeTest, ResumeRefusesAnotherConfiguration) {
   EXPECT_CONTAINS(r.err, "/stages/0/optimizer/lr");
 }
 
+// A checkpoint copied in from a run of the same experiment under another seed would continue
+// with this run's epoch orders from the other run's weights: neither run's result.
+TEST_F(ResumeTest, ResumeRefusesACheckpointOfAnotherSeed) {
+  test::TempDir output("exprun-resume"), other("exprun-resume-other");
+  test::ProcessOptions with_fault;
+  with_fault.env["EXPRUN_FAULT"] = "KILL@step:pretrain:2:1";
+  ASSERT_EQ(test::run_exprun(run_args(output.path()), with_fault).term_signal, SIGKILL);
+  std::vector<std::string> reseeded = run_args(other.path());
+  reseeded.insert(reseeded.end(), {"--set", "experiment.seed=7"});
+  ASSERT_EQ(test::run_exprun(reseeded, with_fault).term_signal, SIGKILL);
+  const fs::path ours = only_run_dir(output.path()) / "pretrain" / "checkpoints";
+  const fs::path theirs = only_run_dir(other.path()) / "pretrain" / "checkpoints";
+  for (const auto& e : fs::directory_iterator(ours)) fs::remove(e.path());
+  fs::copy_file(theirs / "latest.pt", ours / "latest.pt");
+  std::vector<std::string> resume = run_args(output.path());
+  resume.push_back("--resume");
+  const ProcessResult r = test::run_exprun(resume);
+  expect_no_crash(r);
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_CONTAINS(r.out + r.err, "belongs to a run with experiment.seed = 7, this run's is 11");
+  EXPECT_TRUE(read_checkpoint_info(ours / "latest.pt").seed == std::optional<std::uint64_t>(7));
+}
+
 // micro_batch = "auto": the resumed stage trains with the micro-batch the tuner chose before
 // the interruption, without measuring again.
 TEST(ResumeBatchPlan, TheTunersChoiceIsReusedNotRemeasured) {

@@ -169,6 +169,36 @@ TEST_F(SlurmSubmitTest, RefusalsLeaveNothingWritten) {
   }
 }
 
+// docs/cli.md: status always exits 0 for a sweep directory it can read. A damaged job.json
+// used to end it with exit 1; now only the queue's view is lost, and the note says why.
+TEST_F(SlurmSubmitTest, StatusWithADamagedJobRecordFallsBackToTheStatusFiles) {
+  ASSERT_EQ(submit({"--dry-run", "--sweep-dir", sweep_dir_.string()}).exit_code, 0);
+  const fs::path job = sweep_dir_ / "slurm" / "job.json";
+  for (const std::string text : {"garbage", "{\"job_id\": 123}"}) {
+    test::write_text(job, text);
+    const auto status = test::run_exprun({"slurm", "status", sweep_dir_.string()});
+    EXPECT_EQ(status.exit_code, 0) << status.describe();
+    EXPECT_CONTAINS(status.out, "note: " + job.string());
+    EXPECT_CONTAINS(status.out, "the status files' view only");
+    EXPECT_CONTAINS(status.out, "trial");
+  }
+}
+
+// std::filesystem's own message named neither option, and exited 1 where docs/cli.md says 2.
+TEST_F(SlurmSubmitTest, ADirectoryThatCannotBeMadeNamesItsOption) {
+  const fs::path in_the_way = dir_ / "a-file";
+  test::write_text(in_the_way, "keep me\n");
+  for (const fs::path& sweep_dir : {in_the_way, in_the_way / "sub"}) {
+    const auto r = submit({"--dry-run", "--sweep-dir", sweep_dir.string()});
+    expect_refused(r, "--sweep-dir " + sweep_dir.string() + ": cannot create ");
+    EXPECT_CONTAINS(r.err, "Not a directory");
+    EXPECT_EQ(r.err.find("filesystem error"), std::string::npos) << r.describe();
+  }
+  expect_refused(submit({"--dry-run", "--", "--comment=a\nb"}),
+                 "holds a line break or another control character");
+  EXPECT_EQ(test::read_text(in_the_way), "keep me\n");
+}
+
 TEST_F(SlurmSubmitTest, ABadTrialIsRefusedWithNothingWritten) {
   write_sweep("[2, 0, 1]", "memory.micro_batch");
   expect_refused(submit({"--dry-run", "--sweep-dir", sweep_dir_.string()}),

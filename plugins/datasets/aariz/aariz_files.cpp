@@ -18,6 +18,9 @@ using nlohmann::json;
 
 namespace {
 
+constexpr double kFewestMmPerPixel = 0.001;
+constexpr double kMostMmPerPixel = 10.0;
+
 std::runtime_error error(const fs::path& file, const std::string& what) {
   return std::runtime_error(file.string() + ": " + what);
 }
@@ -170,10 +173,16 @@ std::string read_cvm_stage(const fs::path& file) {
       !doc["cvm_stage"].contains("value"))
     throw error(file, "expected an object with \"cvm_stage\": { \"value\": 1..6 }");
   const json& v = doc["cvm_stage"]["value"];
-  if (v.is_number_integer()) return std::to_string(v.get<std::int64_t>());
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number()) return v.dump();
-  throw error(file, "cvm_stage.value is " + v.dump() + "; expected a stage number");
+  // The six cervical vertebral maturation stages; a number, or text holding one digit ("3").
+  double stage = 0;
+  if (v.is_number()) {
+    stage = v.get<double>();
+  } else if (v.is_string() && v.get<std::string>().size() == 1) {
+    stage = v.get<std::string>()[0] - '0';
+  }
+  if (!(stage >= 1 && stage <= 6) || stage != std::floor(stage))
+    throw error(file, "cvm_stage.value is " + v.dump() + "; expected a stage number from 1 to 6");
+  return std::to_string(static_cast<int>(stage));
 }
 
 std::map<std::string, MachineRow> read_machine_table(const fs::path& file) {
@@ -233,6 +242,12 @@ std::map<std::string, MachineRow> read_machine_table(const fs::path& file) {
     if (!(row.mm_per_pixel > 0) || !std::isfinite(row.mm_per_pixel)) {
       throw std::runtime_error(where + ": pixel_size \"" + size + "\" of " + id +
                                " is not a positive number of mm per pixel");
+    }
+    // Cephalograms are about 0.1 mm per pixel; beyond these bounds the column holds something
+    // else (pixels per mm, micrometres, a typo) and every millimetre reported would be wrong.
+    if (row.mm_per_pixel < kFewestMmPerPixel || row.mm_per_pixel > kMostMmPerPixel) {
+      throw std::runtime_error(where + ": pixel_size \"" + size + "\" of " + id +
+                               " is outside 0.001 to 10 mm per pixel");
     }
     const auto [it, inserted] = rows.emplace(id, row);
     if (!inserted &&

@@ -54,14 +54,21 @@ class SyntheticCeph : public Dataset {
   static constexpr const char* kSummary =
       "generated lateral cephalograms with the 29 Aariz landmarks (no data needed)";
 
+  // Every film is kept in memory once drawn (a few hundred kB each): a bound well above any
+  // real release, and below what a machine holds.
+  static constexpr std::int64_t kMaxCount = 100000;
+
   static ParamSchema schema() {
     return ParamSchema()
         .add_int("train_count", 200, "samples in the split named train")
         .min(0)
+        .max(kMaxCount)
         .add_int("valid_count", 50, "samples in the split named valid (or val)")
         .min(0)
+        .max(kMaxCount)
         .add_int("test_count", 50, "samples in the split named test")
         .min(0)
+        .max(kMaxCount)
         .add_int("seed", 0, "combined with the experiment seed and the split name")
         .min(0)
         .add_float("rotation_deg", 10.0, "head rotation drawn from +-this many degrees")

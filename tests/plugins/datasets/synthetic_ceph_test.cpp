@@ -93,4 +93,19 @@ TEST(SyntheticCeph, ConcurrentReadsSeeOneSample) {
   for (int t = 1; t < 4; ++t) EXPECT_TRUE(torch::equal(seen[0].image, seen[t].image));
 }
 
+// Every film is kept once drawn: a count no machine could hold was std::bad_alloc at the
+// dataset's construction. Now the parameter names its bound.
+TEST(SyntheticCeph, CountsAreBounded) {
+  const auto* info = exprun_plugin_info();
+  for (const char* key : {"train_count", "valid_count", "test_count"}) {
+    try {
+      Params::resolve(info->schema(), {{key, std::int64_t{100000000000}}});
+      ADD_FAILURE() << key << " = 1e11 was accepted";
+    } catch (const ParamError& e) {
+      EXPECT_NE(std::string(e.what()).find("100000"), std::string::npos) << e.what();
+    }
+    EXPECT_NO_THROW(Params::resolve(info->schema(), {{key, std::int64_t{100000}}}));
+  }
+}
+
 }  // namespace

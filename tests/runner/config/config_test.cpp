@@ -260,6 +260,19 @@ TEST(ConfigLoad, MissingFileIsAConfigError) {
   }
 }
 
+// A folder used to read as an empty file: "missing required table [experiment]".
+TEST(ConfigLoad, AFolderIsNotAnExperimentFile) {
+  test::TempDir dir;
+  const FakePlugins plugins;
+  try {
+    load_experiment(dir.path().string(), {}, plugins);
+    ADD_FAILURE() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              dir.path().string() + ": is a folder; expected an experiment file (.toml)");
+  }
+}
+
 TEST(ConfigLoad, AdamDefaultsDifferFromAdamw) {
   const auto e = parse(replaced(replaced(kBase, "name = \"adamw\"", "name = \"adam\""),
                                 "weight_decay = 0.05\n", ""));

@@ -141,6 +141,35 @@ TEST(HardeningData, AarizNonFiniteCoordinateNamesFileAndLandmark) {
   EXPECT_DOUBLE_EQ(open_dataset("aariz", tree.root())->get(0).landmarks[4][0].item<double>(), 12.5);
 }
 
+// A pixel size far from a cephalogram's 0.1 mm (pixels per mm, micrometres, a typo) would make
+// every reported millimetre wrong; a CVM stage is one of six.
+TEST(HardeningData, AarizPixelSizeAndCvmStageOutsideTheirRangesAreErrors) {
+  AarizTree tree;
+  const fs::path csv = tree.root() / "cephalogram_machine_mappings.csv";
+  for (const std::string size : {"1e+300", "12", "0.0001"}) {
+    test::write_text(csv, "cephalogram_id,machine,pixel_size\nc1,m," + size + "\n");
+    EXPECT_CONTAINS(
+        error_of([&] { open_dataset("aariz", tree.root()); }),
+        csv.string() + ":2: pixel_size \"" + size + "\" of c1 is outside 0.001 to 10 mm per pixel");
+  }
+  for (const std::string size : {"0.001", "10", "0.127"}) {
+    test::write_text(csv, "cephalogram_id,machine,pixel_size\nc1,m," + size + "\n");
+    EXPECT_EQ(open_dataset("aariz", tree.root())->get(0).mm_per_pixel, std::stod(size));
+  }
+  const fs::path cvm = tree.root() / "train" / "Annotations" / "CVM Stages" / "c1.json";
+  for (const std::string value : {"7", "0", "2.5", "\"CS3\"", "\"\"", "-1", "\"0x3\""}) {
+    test::write_text(cvm, "{\"cvm_stage\": {\"value\": " + value + "}}");
+    EXPECT_CONTAINS(
+        error_of([&] { open_dataset("aariz", tree.root()); }),
+        cvm.string() + ": cvm_stage.value is " + value + "; expected a stage number from 1 to 6");
+  }
+  for (const auto& [value, stage] : std::vector<std::pair<std::string, std::string>>{
+           {"1", "1"}, {"6", "6"}, {"\"3\"", "3"}, {"4.0", "4"}}) {
+    test::write_text(cvm, "{\"cvm_stage\": {\"value\": " + value + "}}");
+    EXPECT_EQ(open_dataset("aariz", tree.root())->get(0).extra.at("cvm_stage"), stage) << value;
+  }
+}
+
 TEST(HardeningData, IsbiNonFiniteCoordinateNamesFileLineAndLandmark) {
   IsbiTree tree;
   ASSERT_EQ(open_dataset("isbi2015", tree.root())->size(), 1u);

@@ -229,7 +229,7 @@ TEST(SamplePipeline, ClaheIsAppliedWithItsProbabilityAndKeepsTheTargets) {
   EXPECT_TRUE(torch::equal(a.heatmaps, plain.heatmaps));
   EXPECT_GE(a.image.min().item<float>(), 0.0f);
   EXPECT_LE(a.image.max().item<float>(), 1.0f);
-  // Probability 0 (the default) never applies it: only the 16-bit round trip could differ.
+  // Probability 0 (the default) never applies it: only the 8-bit round trip could differ.
   PipelineSpec never = photometric_spec();
   const auto b = SamplePipeline(never).prepare(sample, true, 5);
   EXPECT_TRUE(torch::equal(b.image, plain.image));
@@ -242,6 +242,39 @@ TEST(SamplePipeline, ClaheIsAppliedWithItsProbabilityAndKeepsTheTargets) {
         torch::equal(SamplePipeline(half).prepare(sample, true, seed).image, plain.image) ? 0 : 1;
   EXPECT_GT(applied, 8);
   EXPECT_LT(applied, 32);
+}
+
+// The clip limit is a multiple of the mean bin count of 256 bins. On OpenCV's 16-bit CLAHE
+// (65536 bins) no clip limit up to 100 clipped anything at training sizes, so every
+// clahe_clip gave the same image.
+TEST(SamplePipeline, ClaheClipLimitsTheEqualisation) {
+  // A dim, low-contrast film (values 100 to 131 of 255): CLAHE's histograms are narrow, and the
+  // clip limit decides how far it stretches them.
+  sdk::Sample sample = test::FakeDataset(1, kWidth, kHeight).get(0);
+  torch::manual_seed(3);
+  sample.image = (torch::randint(0, 32, {kHeight, kWidth}) + 100).to(torch::kUInt8);
+  PipelineSpec s = photometric_spec();
+  s.augment.clahe = 1.0;
+  s.augment.gamma = 0;
+  // OpenCV's limit per bin is int(clip x tile pixels / 256), at least 1: with 16 x 20-pixel
+  // tiles, clip 1 allows 1 and clip 100 allows 125.
+  auto spread = [&](double clip) {
+    s.augment.clahe_clip = clip;
+    return SamplePipeline(s)
+        .prepare(sample, true, 5)
+        .image.to(torch::kFloat64)
+        .std()
+        .item<double>();
+  };
+  const double plain = SamplePipeline(spec())
+                           .prepare(sample, false, 0)
+                           .image.to(torch::kFloat64)
+                           .std()
+                           .item<double>();
+  const double gentle = spread(1.0), medium = spread(8.0), strong = spread(100.0);
+  EXPECT_GT(gentle, plain);
+  EXPECT_GT(medium, gentle * 1.2) << "a larger clip limit must equalise more";
+  EXPECT_GT(strong, medium * 1.2) << "a larger clip limit must equalise more";
 }
 
 }  // namespace

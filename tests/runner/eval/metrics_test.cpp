@@ -7,9 +7,14 @@
 #include <string>
 #include <vector>
 
+#include <exprun/sdk/torch_compat.hpp>
+
 #include "data/affine.hpp"
+#include "eval/evaluator.hpp"
 #include "eval/metrics.hpp"
 #include "eval/radial_error.hpp"
+#include "fake_dataset.hpp"
+#include "fake_pipeline_spec.hpp"
 
 namespace exprun {
 namespace {
@@ -187,6 +192,39 @@ TEST(RadialError, UsesEachSamplesPixelSize) {
   expect_sdr(m.overall, {100, 100, 100, 100});  // 2.0 mm sits on the first threshold
 }
 
+// A NaN prediction used to be dropped like a missing ground truth: a model whose heatmaps held
+// NaN for a hard landmark scored better than one that placed it badly.
+TEST(RadialError, APredictionThatIsNotAPointIsAnInfiniteErrorNotAMissingLandmark) {
+  std::vector<SampleMeta> metas = {meta(0.1, {{100, 100}, {50, 60}, {kNaN, kNaN}})};
+  metas[0].id = "c7";
+  auto pred = torch::tensor({kNaN, 100.0, 50.0, 70.0, kNaN, kNaN}, torch::kFloat64).view({1, 3, 2});
+  const auto errors = radial_errors_mm(pred, metas);
+  EXPECT_TRUE(std::isinf(errors[0][0]) && errors[0][0] > 0);
+  EXPECT_DOUBLE_EQ(errors[0][1], 1.0);
+  EXPECT_TRUE(std::isnan(errors[0][2]));  // no ground truth: still left out
+  const Metrics m = compute_metrics(errors, {"m"});
+  EXPECT_EQ(m.overall.count, 2u);
+  EXPECT_TRUE(to_json(m.overall)["mre"].is_null());
+  EXPECT_TRUE(to_json(m.overall)["sd"].is_null());
+  expect_sdr(m.overall, {50, 50, 50, 50});
+  EXPECT_EQ(m.per_landmark[0].count, 1u);
+  expect_sdr(m.per_landmark[0], {0, 0, 0, 0});
+  EXPECT_DOUBLE_EQ(m.per_landmark[1].mre, 1.0);
+
+  const Evaluation evaluation = score(pred, metas);
+  EXPECT_EQ(evaluation.failed_predictions, 1u);
+  const std::string note = failed_predictions_note(evaluation, {"A", "B", "C"});
+  EXPECT_NE(note.find("1 predicted landmark(s) are not finite points"), std::string::npos) << note;
+  EXPECT_NE(note.find("first: A of c7"), std::string::npos) << note;
+  EXPECT_EQ(
+      failed_predictions_note(
+          score(
+              torch::tensor({100.0, 100.0, 50.0, 60.0, 0.0, 0.0}, torch::kFloat64).view({1, 3, 2}),
+              metas),
+          {"A", "B", "C"}),
+      "");
+}
+
 TEST(RadialError, AcceptsFloat32Predictions) {
   const std::vector<SampleMeta> metas = {meta(0.5, {{3, 4}})};
   const auto errors = radial_errors_mm(torch::zeros({1, 1, 2}, torch::kFloat32), metas);
@@ -220,6 +258,55 @@ TEST(RadialError, HeatmapCoordinatesMapBackToOriginalPixels) {
   cells[0][0][0] += 0.5;
   const auto off = radial_errors_mm(heatmap_to_original(cells, metas, 4), metas);
   EXPECT_NEAR(off[0][0], 2 * 1935.0 / 768.0 * 0.1, 1e-9);
+}
+
+// ---------------------------------------------------------------- evaluation's precision
+
+// A memory strategy whose forward scope turns CPU autocast on, as mixed_precision's does.
+class AutocastScope : public sdk::ForwardScope {
+ public:
+  AutocastScope() : before_(sdk::compat::autocast_state(c10::DeviceType::CPU)) {
+    sdk::compat::set_autocast_state(c10::DeviceType::CPU, {true, at::kBFloat16});
+  }
+  ~AutocastScope() override { sdk::compat::set_autocast_state(c10::DeviceType::CPU, before_); }
+
+ private:
+  sdk::compat::AutocastState before_;
+};
+
+class AutocastStrategy : public sdk::MemoryStrategy {
+ public:
+  std::unique_ptr<sdk::ForwardScope> enter_forward() override {
+    return std::make_unique<AutocastScope>();
+  }
+};
+
+class AutocastRecordingModel : public sdk::Model {
+ public:
+  torch::Tensor forward(const torch::Tensor& x) override {
+    autocast_seen = autocast_seen || sdk::compat::autocast_state(c10::DeviceType::CPU).enabled;
+    ++forwards;
+    return torch::zeros({x.size(0), 2, x.size(2) / 4, x.size(3) / 4});
+  }
+  std::int64_t output_stride() const override { return 4; }
+  bool autocast_seen = false;
+  int forwards = 0;
+};
+
+// Validation and `exprun eval` used to score a mixed-precision stage's bf16/fp16 heatmaps,
+// while `exprun predict` scores the fp32 model: one checkpoint, two sets of landmarks.
+TEST(Evaluate, ScoresTheFp32ModelUnderAMixedPrecisionStrategy) {
+  AutocastRecordingModel model;
+  const std::vector<std::shared_ptr<sdk::MemoryStrategy>> strategies = {
+      std::make_shared<AutocastStrategy>()};
+  SamplePipeline pipeline(test::fake_pipeline_spec());  // validation does not augment
+  const auto data = std::make_shared<test::FakeDataset>(3, 128, 160);
+  const Evaluation e =
+      evaluate({model, strategies, pipeline, torch::kCPU, DecodeMethod::Argmax}, data, 2, 0);
+  EXPECT_EQ(model.forwards, 2);
+  EXPECT_FALSE(model.autocast_seen);
+  EXPECT_EQ(e.metrics.overall.count, 6u);
+  EXPECT_FALSE(sdk::compat::autocast_state(c10::DeviceType::CPU).enabled) << "not restored";
 }
 
 }  // namespace

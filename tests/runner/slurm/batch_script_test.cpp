@@ -189,6 +189,15 @@ TEST(BatchScript, AFirstWordThatIsNoOptionIsRefused) {
   EXPECT_CONTAINS(option_error({"-p", "gpu", "--"}), "a second '--'");
 }
 
+// A line break inside an option ended its #SBATCH line, and the rest became a line of shell
+// code: a script that bash cannot parse, written with exit 0.
+TEST(BatchScript, AnOptionWithALineBreakIsRefused) {
+  EXPECT_CONTAINS(option_error({"--comment=a\nb"}),
+                  "after --: holds a line break or another control character");
+  EXPECT_CONTAINS(option_error({"-p", "gpu\rx"}), "holds a line break");
+  EXPECT_CONTAINS(option_error({"--comment", "a\tb"}), "another control character");
+}
+
 TEST(BatchScript, PathsSbatchCannotName) {
   EXPECT_NO_THROW(check_slurm_path("/scratch/a b/\"c\"/#d/100%"));
   try {

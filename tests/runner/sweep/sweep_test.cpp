@@ -235,6 +235,33 @@ TEST(SweepSpec, ZipListsOfUnequalLength) {
                                 "optimizer.lr has 2");
 }
 
+// Training is deterministic for a configuration: a repeated value only repeats trials.
+TEST(SweepSpec, AGridValueListedTwiceIsAnError) {
+  const std::string text =
+      "[sweep.grid]\n"
+      "epochs = [1, 2]\n"
+      "\"optimizer.lr\" = [1e-3, 0.01, 0.001]\n";
+  EXPECT_EQ(error_of(text),
+            value_position(text, "[1e-3, 0.01, ", kFile) +
+                ": sweep.grid.optimizer.lr: 0.001 is listed twice (also at " +
+                value_position(text, "\"optimizer.lr\" = [", kFile) +
+                "); its trials would repeat others (to repeat a configuration, sweep "
+                "experiment.seed)");
+}
+
+TEST(SweepSpec, AZipRowListedTwiceIsAnErrorButARepeatedValueIsNot) {
+  const std::string text =
+      "[sweep.zip]\n"
+      "\"optimizer.lr\" = [1e-3, 1e-3, 1e-3]\n"
+      "epochs = [1, 2, 1]\n";
+  EXPECT_EQ(error_of(text), value_position(text, "[1e-3, 1e-3, ", kFile) +
+                                ": sweep.zip: row 3 (optimizer.lr=0.001, epochs=1) repeats row 1; "
+                                "its trials would repeat others (to repeat a configuration, sweep "
+                                "experiment.seed)");
+  EXPECT_EQ(parse("[sweep.zip]\n\"optimizer.lr\" = [1e-3, 1e-3]\nepochs = [1, 2]\n").trial_count(),
+            2u);
+}
+
 TEST(SweepSpec, UnknownKeyInSweep) {
   const std::string text = "[sweep]\nlr = [1e-3, 1e-4]\n";
   EXPECT_EQ(error_of(text), position(text, "[1e-3") +
@@ -490,8 +517,8 @@ TEST_F(SweepLoadTest, SweptKeyThatSomeStageTakesIsFine) {
                                   {"stages.train.optimizer.lr=0.5"}, registry());
   ASSERT_EQ(trials.size(), 2u);
   EXPECT_DOUBLE_EQ(trials[1].experiment.stages[1].optimizer.lr, 5e-3);
-  // A list of one value, however often listed, has nothing to compare.
-  write("[sweep.grid]\n\"optimizer.lr\" = [1e-3, 1e-3]\n");
+  // A zip list of one value, however often listed, has nothing to compare.
+  write("[sweep.zip]\n\"optimizer.lr\" = [1e-3, 1e-3]\nepochs = [1, 2]\n");
   EXPECT_EQ(load_trials(read_sweep_file(file_.string()), {}, {"stages.train.optimizer.lr=0.5"},
                         registry())
                 .size(),
